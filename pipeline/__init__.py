@@ -1,0 +1,1 @@
+"""Multimodal generative recommendation pipeline (MACRec, MSCGRec) as DVC stages."""

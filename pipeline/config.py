@@ -1,0 +1,204 @@
+"""Strict loading of params.yaml into typed, frozen objects.
+
+params.yaml is the only configuration of the pipeline. Every section maps onto a frozen
+dataclass below; `load_params` refuses unknown keys, missing keys and wrong types with a
+`ConfigError` that names the key, its section and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """params.yaml is not valid; the message names the key and what is allowed."""
+
+
+class Source(str, enum.Enum):
+    SYNTHETIC = "synthetic"
+    AMAZON2018 = "amazon2018"
+    AMAZON2014 = "amazon2014"
+    AMAZON2023 = "amazon2023"
+    MOVIELENS100K = "movielens100k"
+    PREPARED = "prepared"
+
+
+class MissingMetadata(str, enum.Enum):
+    DROP = "drop"
+    KEEP = "keep"
+
+
+class TextField(str, enum.Enum):
+    TITLE = "title"
+    BRAND = "brand"
+    CATEGORIES = "categories"
+    DESCRIPTION = "description"
+
+
+class Modality(str, enum.Enum):
+    TEXT = "text"
+    IMAGE = "image"
+    COLLAB = "collab"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    synthetic: str
+    ingest: str
+    metrics: str
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: Source
+    name: str
+    path: str
+    prepared_codes: Mapping[Modality, str]
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    name: str
+    n_items: int
+    n_users: int
+    min_len: int
+    max_len: int
+    image_size: int
+
+    def __post_init__(self) -> None:
+        _require(self.n_items >= 20, "synthetic.n_items", "must be at least 20")
+        _require(self.n_users >= 1, "synthetic.n_users", "must be at least 1")
+        _require(2 <= self.min_len <= self.max_len, "synthetic.min_len",
+                 "must satisfy 2 <= min_len <= max_len")
+        _require(16 <= self.image_size <= 512, "synthetic.image_size", "must be in [16, 512]")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    user_k: int
+    item_k: int
+    max_history: int
+    missing_metadata: MissingMetadata
+    strict: bool
+    text_fields: tuple[TextField, ...]
+    text_separator: str
+
+    def __post_init__(self) -> None:
+        _require(self.user_k >= 3, "ingest.user_k",
+                 "must be at least 3: leave-one-out needs a training, a validation and a test item")
+        _require(self.item_k >= 1, "ingest.item_k", "must be at least 1")
+        _require(self.max_history >= 1, "ingest.max_history", "must be at least 1")
+        _require(len(self.text_fields) > 0, "ingest.text_fields", "must name at least one field")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    paths: PathsConfig
+    dataset: DatasetConfig
+    synthetic: SyntheticConfig
+    ingest: IngestConfig
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"params.yaml: '{key}' {message}")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raises ConfigError naming the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path.resolve()}")
+    with path.open(encoding="utf-8") as fh:
+        try:
+            raw = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return params_from_dict(raw)
+
+
+def params_from_dict(raw: object) -> Params:
+    """Validate an already-parsed params mapping (what tests shrink) into `Params`."""
+    return _build(Params, raw, "")
+
+
+def _build(cls: type, raw: object, where: str):
+    section = where or "top level"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"params.yaml: '{where or 'params'}' must be a mapping, "
+                          f"got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"params.yaml: unknown key '{_join(where, key)}' in section "
+                              f"'{section}'{hint}; allowed keys: {', '.join(fields)}")
+    missing = [name for name in fields if name not in raw]
+    if missing:
+        raise ConfigError(f"params.yaml: missing key '{_join(where, missing[0])}' in section "
+                          f"'{section}'; required keys: {', '.join(fields)}")
+    values = {name: _convert(hints[name], raw[name], _join(where, name)) for name in fields}
+    return cls(**values)
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _convert(tp, value: object, key: str):
+    """Check `value` against the annotation `tp`; return it in its typed, immutable form."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, key)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        allowed = [m.value for m in tp]
+        if value not in allowed:
+            raise ConfigError(f"params.yaml: '{key}' is {value!r}; allowed values: "
+                              f"{', '.join(map(str, allowed))}")
+        return tp(value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"params.yaml: '{key}' must be a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is Mapping:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"params.yaml: '{key}' must be a mapping, got {value!r}")
+        return types.MappingProxyType({
+            _convert(args[0], k, f"{key} (key)"): _convert(args[1], v, f"{key}.{k}")
+            for k, v in value.items()})
+    return _scalar(tp, value, key)
+
+
+def _scalar(tp: type, value: object, key: str):
+    # bool is a subclass of int in Python; `user_k: true` must not pass as 1.
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp)
+    if ok is None:
+        raise TypeError(f"unsupported annotation {tp!r} for '{key}'")
+    if not ok:
+        raise ConfigError(f"params.yaml: '{key}' must be of type {tp.__name__}, "
+                          f"got {value!r} ({type(value).__name__})")
+    return tp(value)

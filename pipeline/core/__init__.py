@@ -1,0 +1,1 @@
+"""Pure algorithms of the pipeline: numpy, torch and the standard library only; no I/O."""

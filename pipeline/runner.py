@@ -1,0 +1,28 @@
+"""The shared `main()` of every stage: load params, seed, run, write the metrics file."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.config import ConfigError, Params, load_params
+from pipeline.seeding import seed_everything
+from pipeline.sources.common import IngestError
+from pipeline.tables import SchemaError, write_json
+
+# Errors that mean "the input or the params are wrong": shown as one line, no traceback.
+USER_ERRORS = (ConfigError, IngestError, SchemaError, FileNotFoundError)
+
+
+def stage_main(name: str, run: Callable[[Params], dict], params_path: str = "params.yaml") -> int:
+    """Run stage `name`; its metrics go to `<paths.metrics>/<name>.json`. Returns an exit code."""
+    try:
+        params = load_params(params_path)
+        seed_everything(params.seed)
+        metrics = run(params)
+    except USER_ERRORS as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    write_json(metrics, Path(params.paths.metrics) / f"{name}.json")
+    print(f"{name}: done; metrics in {Path(params.paths.metrics) / f'{name}.json'}")
+    return 0

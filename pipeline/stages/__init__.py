@@ -1,0 +1,1 @@
+"""One module per DVC stage, each with `run(params) -> metrics` and `main()`."""

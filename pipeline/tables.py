@@ -1,0 +1,155 @@
+"""Schemas of every Parquet table the pipeline writes, and validated, atomic I/O.
+
+A table is checked against its schema on write and on read: the same column names in the same
+order, the same types, and no nulls in a non-nullable column. Writes go to a temporary file in
+the destination folder and are renamed into place, so a crash never leaves a half-written table.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class SchemaError(ValueError):
+    """A table does not match the schema declared for it."""
+
+
+ITEMS = pa.schema([
+    pa.field("item_id", pa.int64(), nullable=False),
+    pa.field("original_id", pa.string(), nullable=False),
+    pa.field("title", pa.string(), nullable=False),
+    pa.field("description", pa.string(), nullable=False),
+    pa.field("brand", pa.string(), nullable=False),
+    pa.field("categories", pa.list_(pa.string()), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    # A local path (relative to the project root when inside it) or a URL; null when the
+    # metadata names no image.
+    pa.field("image_ref", pa.string(), nullable=True),
+    # One of IMAGE_STATUSES.
+    pa.field("image_status", pa.string(), nullable=False),
+])
+
+IMAGE_STATUSES = ("local", "remote", "missing", "unreadable", "absent")
+
+USERS = pa.schema([
+    pa.field("user_id", pa.int64(), nullable=False),
+    pa.field("original_id", pa.string(), nullable=False),
+])
+
+INTERACTIONS = pa.schema([
+    pa.field("user_id", pa.int64(), nullable=False),
+    pa.field("item_id", pa.int64(), nullable=False),
+    pa.field("timestamp", pa.int64(), nullable=False),
+])
+
+# Leave-one-out split, one row per user. `train_items` is the whole training part (every prefix
+# is a training sample); the two histories are capped at `ingest.max_history` items.
+SEQUENCES = pa.schema([
+    pa.field("user_id", pa.int64(), nullable=False),
+    pa.field("train_items", pa.list_(pa.int64()), nullable=False),
+    pa.field("valid_history", pa.list_(pa.int64()), nullable=False),
+    pa.field("valid_item", pa.int64(), nullable=False),
+    pa.field("test_history", pa.list_(pa.int64()), nullable=False),
+    pa.field("test_item", pa.int64(), nullable=False),
+])
+
+
+def codes_schema(levels: int) -> pa.Schema:
+    """Semantic-ID table: one fixed-length integer code list per item."""
+    return pa.schema([
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("codes", pa.list_(pa.int32(), levels), nullable=False),
+    ])
+
+
+def validate(table: pa.Table, schema: pa.Schema, name: str) -> None:
+    """Raise SchemaError unless `table` has exactly `schema` and no nulls where forbidden."""
+    if table.schema.names != schema.names:
+        raise SchemaError(f"{name}: columns {table.schema.names}, expected {schema.names}")
+    for field in schema:
+        actual = table.schema.field(field.name).type
+        if actual != field.type:
+            raise SchemaError(f"{name}: column '{field.name}' has type {actual}, "
+                              f"expected {field.type}")
+        if not field.nullable and table.column(field.name).null_count:
+            raise SchemaError(f"{name}: column '{field.name}' has "
+                              f"{table.column(field.name).null_count} nulls")
+
+
+def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
+    """Validate `table` against `schema` and write it to `path` atomically."""
+    path = Path(path)
+    table = table.cast(schema)
+    validate(table, schema, str(path))
+    with _atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
+    """Read a Parquet table and check it against `schema`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"table not found: {path} (has its stage run?)")
+    table = pq.read_table(path)
+    validate(table, schema, str(path))
+    return table.cast(schema)
+
+
+def write_json(obj: object, path: str | Path) -> None:
+    """Write `obj` as sorted, indented JSON, atomically (metrics files, reports)."""
+    path = Path(path)
+    with _atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a whole output folder in a temporary sibling, then swap it into place.
+
+    Readers never see a half-written folder: on an exception the previous folder (if any)
+    is left untouched and the temporary one is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
