@@ -17,8 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import UserInputError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserInputError, ValueError):
     """params.yaml is not valid; the message names the key and what is allowed."""
 
 

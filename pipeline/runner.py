@@ -5,13 +5,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.config import ConfigError, Params, load_params
+from pipeline.config import Params, load_params
+from pipeline.errors import UserInputError
 from pipeline.seeding import seed_everything
-from pipeline.sources.common import IngestError
-from pipeline.tables import SchemaError, write_json
+from pipeline.tables import write_json
 
 # Errors that mean "the input or the params are wrong": shown as one line, no traceback.
-USER_ERRORS = (ConfigError, IngestError, SchemaError, FileNotFoundError)
+USER_ERRORS = (UserInputError, FileNotFoundError)
 
 
 def stage_main(name: str, run: Callable[[Params], dict], params_path: str = "params.yaml") -> int:

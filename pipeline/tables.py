@@ -17,8 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import UserInputError
 
-class SchemaError(ValueError):
+
+class SchemaError(UserInputError, ValueError):
     """A table does not match the schema declared for it."""
 
 
@@ -72,22 +74,31 @@ def codes_schema(levels: int) -> pa.Schema:
 
 def validate(table: pa.Table, schema: pa.Schema, name: str) -> None:
     """Raise SchemaError unless `table` has exactly `schema` and no nulls where forbidden."""
-    if table.schema.names != schema.names:
-        raise SchemaError(f"{name}: columns {table.schema.names}, expected {schema.names}")
+    _check_names_and_nulls(table, schema, name)
     for field in schema:
         actual = table.schema.field(field.name).type
         if actual != field.type:
             raise SchemaError(f"{name}: column '{field.name}' has type {actual}, "
                               f"expected {field.type}")
-        if not field.nullable and table.column(field.name).null_count:
-            raise SchemaError(f"{name}: column '{field.name}' has "
-                              f"{table.column(field.name).null_count} nulls")
+
+
+def _check_names_and_nulls(table: pa.Table, schema: pa.Schema, name: str) -> None:
+    if table.schema.names != schema.names:
+        raise SchemaError(f"{name}: columns {table.schema.names}, expected {schema.names}")
+    for field in schema:
+        nulls = table.column(field.name).null_count
+        if not field.nullable and nulls:
+            raise SchemaError(f"{name}: column '{field.name}' has {nulls} nulls")
 
 
 def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
     """Validate `table` against `schema` and write it to `path` atomically."""
     path = Path(path)
-    table = table.cast(schema)
+    _check_names_and_nulls(table, schema, str(path))
+    try:
+        table = table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
+        raise SchemaError(f"{path}: cannot cast to the declared schema: {exc}") from exc
     validate(table, schema, str(path))
     with _atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")

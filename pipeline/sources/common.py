@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.core.text import clean_text
+from pipeline.errors import UserInputError
 
 
-class IngestError(RuntimeError):
+class IngestError(UserInputError, RuntimeError):
     """Input data cannot be ingested; the message names the file, line and reason."""
 
 

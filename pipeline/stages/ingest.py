@@ -15,17 +15,18 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import sources, tables
-from pipeline.config import MissingMetadata, Params
+from pipeline import tables
+from pipeline.config import MissingMetadata, Params, Source
 from pipeline.core.interactions import kcore, leave_one_out
 from pipeline.core.text import compose_text
 from pipeline.runner import stage_main
+from pipeline.sources import amazon2014, amazon2018, amazon2023, movielens100k, prepared
 from pipeline.sources.common import IngestError, RawDataset, RawItem, check_image
 
 
 def run(params: Params) -> dict:
     cfg = params.ingest
-    raw = sources.load(params)
+    raw = load_source(params)
     metrics: dict[str, int] = {"raw/catalogue_items": len(raw.items)}
     df = pl.DataFrame({"user": raw.interactions.users, "item": raw.interactions.items,
                        "timestamp": raw.interactions.timestamps},
@@ -77,6 +78,27 @@ def run(params: Params) -> dict:
     metrics["final/items"] = len(item_order)
     metrics["final/interactions"] = df.height
     return metrics
+
+
+def load_source(params: Params) -> RawDataset:
+    """Read the dataset that `params.dataset.source` selects."""
+    ds, strict = params.dataset, params.ingest.strict
+    folder = Path(ds.path)
+    if ds.source is Source.SYNTHETIC:
+        # The generated shop is Amazon 2018 data, read by the same reader as real data.
+        return amazon2018.load(Path(params.paths.synthetic), params.synthetic.name, strict)
+    if ds.source is Source.MOVIELENS100K:
+        return movielens100k.load(strict)
+    if not folder.is_dir():
+        raise IngestError(f"dataset.path {folder} is not a folder (dataset.source is "
+                          f"{ds.source.value}); see README 'Swapping datasets'")
+    if ds.source is Source.AMAZON2018:
+        return amazon2018.load(folder, ds.name, strict)
+    if ds.source is Source.AMAZON2014:
+        return amazon2014.load(folder, ds.name, strict)
+    if ds.source is Source.AMAZON2023:
+        return amazon2023.load(folder, ds.name, strict)
+    return prepared.load(folder, ds.name, {m.value: s for m, s in ds.prepared_codes.items()})
 
 
 def _count(metrics: dict, step: str, df: pl.DataFrame, cause: str) -> None:

@@ -1,0 +1,74 @@
+"""dvc.yaml agrees with the stage modules, params.yaml and the code each stage imports."""
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = sorted(p.stem for p in (ROOT / "pipeline" / "stages").glob("*.py")
+                if p.stem != "__init__")
+SHARED_SECTIONS = {"seed", "paths", "dataset"}
+
+
+@pytest.fixture(scope="module")
+def dvc_stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_one_dvc_stage_per_module(dvc_stages):
+    assert sorted(dvc_stages) == STAGES
+
+
+def test_every_params_section_belongs_to_a_stage(real_params):
+    assert set(real_params) - SHARED_SECTIONS <= set(STAGES)
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_stage_wiring(dvc_stages, real_params, name):
+    stage = dvc_stages[name]
+    assert stage["cmd"] == f"python -m pipeline.stages.{name}"
+    assert "seed" in stage["params"]
+    if name in real_params:
+        assert name in stage["params"]
+    metrics = [next(iter(m)) if isinstance(m, dict) else m for m in stage["metrics"]]
+    assert metrics == [f"${{paths.metrics}}/{name}.json"]
+    assert all(out.startswith("${paths.") for out in stage["outs"])
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_deps_cover_every_imported_pipeline_module(dvc_stages, name):
+    deps = [d for d in dvc_stages[name]["deps"] if not d.startswith("${")]
+    for path in _imported_files(ROOT / "pipeline" / "stages" / f"{name}.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        assert any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps), \
+            f"stage {name}: {rel} is imported but not in its dvc.yaml deps"
+
+
+def _imported_files(start: Path) -> set[Path]:
+    """Files of the `pipeline` package that `start` imports, transitively (docstring-only
+    package __init__ files excluded: they hold no code)."""
+    seen, todo = set(), [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("pipeline")]
+            for name in names:
+                base = ROOT / Path(*name.split("."))
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.is_file():
+                        todo.append(candidate)
+    return {p for p in seen if not _docstring_only(p)}
+
+
+def _docstring_only(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return path.name == "__init__.py" and all(
+        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)

@@ -1,0 +1,91 @@
+import copy
+import dataclasses
+
+import pytest
+
+from pipeline.config import ConfigError, MissingMetadata, Source, TextField, params_from_dict
+
+
+def test_real_params_load(real_params):
+    params = params_from_dict(real_params)
+    assert params.dataset.source is Source.SYNTHETIC
+    assert params.ingest.missing_metadata is MissingMetadata.DROP
+    assert params.ingest.text_fields[0] is TextField.TITLE
+    assert params.ingest.max_history == 20
+
+
+def _edit(real_params, section, key, value):
+    raw = copy.deepcopy(real_params)
+    raw[section][key] = value
+    return raw
+
+
+def test_typo_names_key_section_and_allowed_keys(real_params):
+    raw = copy.deepcopy(real_params)
+    raw["ingest"]["user_kk"] = 5
+    with pytest.raises(ConfigError) as err:
+        params_from_dict(raw)
+    message = str(err.value)
+    assert "'ingest.user_kk'" in message
+    assert "section 'ingest'" in message
+    assert "did you mean 'user_k'" in message
+    assert "item_k" in message and "max_history" in message
+
+
+def test_missing_key(real_params):
+    raw = copy.deepcopy(real_params)
+    del raw["ingest"]["item_k"]
+    with pytest.raises(ConfigError, match=r"missing key 'ingest.item_k'"):
+        params_from_dict(raw)
+
+
+def test_missing_section(real_params):
+    raw = copy.deepcopy(real_params)
+    del raw["dataset"]
+    with pytest.raises(ConfigError, match=r"missing key 'dataset'"):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize("value", ["5", 5.0, True, None])
+def test_wrong_type_for_int(real_params, value):
+    with pytest.raises(ConfigError, match=r"'ingest.user_k' must be of type int"):
+        params_from_dict(_edit(real_params, "ingest", "user_k", value))
+
+
+def test_unknown_enum_value_lists_allowed(real_params):
+    with pytest.raises(ConfigError) as err:
+        params_from_dict(_edit(real_params, "dataset", "source", "amazon2020"))
+    assert "'dataset.source'" in str(err.value)
+    for source in Source:
+        assert source.value in str(err.value)
+
+
+def test_enum_inside_list(real_params):
+    with pytest.raises(ConfigError, match=r"'ingest.text_fields\[1\]'.*allowed values"):
+        params_from_dict(_edit(real_params, "ingest", "text_fields", ["title", "colour"]))
+
+
+def test_mapping_keys_are_enums(real_params):
+    raw = _edit(real_params, "dataset", "prepared_codes", {"txt": "lemb"})
+    with pytest.raises(ConfigError, match=r"prepared_codes \(key\)"):
+        params_from_dict(raw)
+
+
+def test_range_check(real_params):
+    with pytest.raises(ConfigError, match=r"'ingest.user_k' must be at least 3"):
+        params_from_dict(_edit(real_params, "ingest", "user_k", 2))
+
+
+def test_params_are_frozen(real_params):
+    params = params_from_dict(real_params)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.ingest.user_k = 1
+    with pytest.raises(TypeError):
+        params.dataset.prepared_codes["text"] = "x"
+
+
+def test_section_must_be_mapping(real_params):
+    raw = copy.deepcopy(real_params)
+    raw["ingest"] = [1, 2]
+    with pytest.raises(ConfigError, match=r"'ingest' must be a mapping"):
+        params_from_dict(raw)
