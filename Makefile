@@ -20,9 +20,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -e ".[dev]"
-	# MovieLens-100k ships inside this wheel (research-use licence): installed, never imported.
-	$(PY) -m pip install --no-deps recbole==1.2.1
 	$(PY) -m pip check
+	# MovieLens-100k ships inside this wheel (research-use licence): installed without its
+	# dependencies and never imported, so it comes after the check.
+	$(PY) -m pip install --no-deps recbole==1.2.1
 	touch $@
 
 run: setup

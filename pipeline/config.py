@@ -51,10 +51,38 @@ class Modality(str, enum.Enum):
     COLLAB = "collab"
 
 
+class Pooling(str, enum.Enum):
+    MEAN = "mean"
+    CLS = "cls"
+    LAST_TOKEN = "last_token"
+
+
+class Device(str, enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class DType(str, enum.Enum):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+
+
+class ImageEncoderName(str, enum.Enum):
+    EFFICIENTNET_LITE0 = "efficientnet_lite0"
+    OPEN_CLIP = "open_clip"
+    HF_CLIP = "hf_clip"
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     synthetic: str
     ingest: str
+    features: str
+    sasrec: str
+    image_cache: str
+    work: str
     metrics: str
 
 
@@ -102,12 +130,71 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class TextFeaturesConfig:
+    model: str
+    revision: str
+    pooling: Pooling
+    normalize: bool
+    max_length: int
+    batch_size: int
+    device: Device
+    dtype: DType
+    precomputed: str | None
+    precomputed_ids: str | None
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "text_features.batch_size", "must be at least 1")
+        _require(self.max_length >= 1, "text_features.max_length", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class ImageFeaturesConfig:
+    encoder: ImageEncoderName
+    model: str
+    pretrained: str | None
+    revision: str
+    batch_size: int
+    device: Device
+    dtype: DType
+    precomputed: str | None
+    precomputed_ids: str | None
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "image_features.batch_size", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class SASRecParams:
+    hidden: int
+    layers: int
+    heads: int
+    dropout: float
+    max_len: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    patience: int
+    mask_history: bool
+    device: Device
+
+    def __post_init__(self) -> None:
+        _require(self.hidden % self.heads == 0, "sasrec.hidden", "must be divisible by sasrec.heads")
+        _require(0.0 <= self.dropout < 1.0, "sasrec.dropout", "must be in [0, 1)")
+        _require(self.epochs >= 1 and self.patience >= 1, "sasrec.epochs",
+                 "and sasrec.patience must be at least 1")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     paths: PathsConfig
     dataset: DatasetConfig
     synthetic: SyntheticConfig
     ingest: IngestConfig
+    text_features: TextFeaturesConfig
+    image_features: ImageFeaturesConfig
+    sasrec: SASRecParams
 
 
 def _require(ok: bool, key: str, message: str) -> None:

@@ -72,6 +72,20 @@ def codes_schema(levels: int) -> pa.Schema:
     ])
 
 
+def embeddings_schema(dim: int) -> pa.Schema:
+    """One modality's item representations, row i = item i of the items table.
+
+    `status` is "ok" where the item has a vector, else the reason it has none ("missing",
+    "unreadable", "absent", "not_downloaded", "not_in_precomputed", "empty_text"); such rows
+    hold NaN. (Parquet does not round-trip null fixed-size lists, hence NaN, not null.)
+    """
+    return pa.schema([
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+    ])
+
+
 def validate(table: pa.Table, schema: pa.Schema, name: str) -> None:
     """Raise SchemaError unless `table` has exactly `schema` and no nulls where forbidden."""
     _check_names_and_nulls(table, schema, name)

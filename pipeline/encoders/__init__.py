@@ -1,0 +1,1 @@
+"""Pretrained encoders that turn item text and images into vectors."""

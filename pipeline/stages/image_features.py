@@ -1,0 +1,82 @@
+"""DVC stage `image_features`: each item's image -> `<paths.features>/image.parquet`, one
+vector per item; items whose image is absent, missing, not downloaded or unreadable get a
+null vector and their reason in `status`."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline import tables
+from pipeline.config import Params
+from pipeline.encoders import image as image_encoders
+from pipeline.features import (
+    extract_resumable, fingerprint, load_precomputed, resolve_device, resolve_dtype,
+    write_embeddings,
+)
+from pipeline.images import image_path
+from pipeline.runner import stage_main
+from pipeline.stages.text_features import coverage_metrics
+
+
+def run(params: Params) -> dict:
+    cfg = params.image_features
+    items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
+    start = time.perf_counter()
+    if cfg.precomputed is not None:
+        vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
+                                           items.column("original_id").to_pylist())
+    else:
+        device = resolve_device(cfg.device.value)
+        encoder = image_encoders.build(cfg.encoder.value, cfg.model, cfg.pretrained,
+                                       cfg.revision, device, resolve_dtype(cfg.dtype.value, device))
+        cache = Path(params.paths.image_cache)
+        found = [image_path(ref, st, cache) for ref, st in zip(
+            items.column("image_ref").to_pylist(), items.column("image_status").to_pylist())]
+        status = [st for _, st in found]
+        todo = [str(path) for path, st in found if st == "ok"]
+        work = Path(params.paths.work) / "image_features" / fingerprint(
+            dataclasses.asdict(cfg), todo, [_stamp(p) for p in todo])
+        vectors = np.full((len(status), encoder.dim), np.nan, dtype=np.float32)
+        rows = np.flatnonzero(np.array(status) == "ok")
+        vectors[rows] = extract_resumable(todo, lambda paths: _encode(encoder, paths),
+                                          encoder.dim, work, cfg.batch_size, "image_features")
+        # A file that passed ingest's header check can still fail to decode: it comes back NaN.
+        for row in rows[np.isnan(vectors[rows]).any(axis=1)]:
+            status[row] = "unreadable"
+    seconds = time.perf_counter() - start
+    write_embeddings(Path(params.paths.features) / "image.parquet", vectors, status)
+    return coverage_metrics(status, vectors.shape[1], seconds)
+
+
+def _encode(encoder: image_encoders.ImageEncoder, paths) -> np.ndarray:
+    """Encode a batch of image files; a file that cannot be decoded yields a NaN row."""
+    images, ok = [], []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB"))
+            ok.append(True)
+        except (OSError, ValueError, SyntaxError):
+            ok.append(False)
+    out = np.full((len(paths), encoder.dim), np.nan, dtype=np.float32)
+    if images:
+        out[np.array(ok)] = encoder(images)
+    return out
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    stat = Path(path).stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def main() -> int:
+    return stage_main("image_features", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
