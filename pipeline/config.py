@@ -177,6 +177,8 @@ class SASRecParams:
     patience: int
     mask_history: bool
     device: Device
+    precomputed: str | None
+    precomputed_ids: str | None
 
     def __post_init__(self) -> None:
         _require(self.hidden % self.heads == 0, "sasrec.hidden", "must be divisible by sasrec.heads")

@@ -103,6 +103,17 @@ def load_precomputed(npy: str, ids_file: str | None, original_ids: list[str]) ->
     return out, status
 
 
+def coverage_metrics(status: list[str], dim: int, seconds: float) -> dict:
+    """Items covered / missing (by reason), the dimension and the throughput."""
+    covered = sum(s == "ok" for s in status)
+    out = {"items": len(status), "covered": covered, "missing": len(status) - covered,
+           "dim": dim, "seconds": round(seconds, 3),
+           "items_per_s": round(covered / seconds, 2) if seconds > 0 else 0.0}
+    for reason in sorted(set(status) - {"ok"}):
+        out[f"missing/{reason}"] = status.count(reason)
+    return out
+
+
 def write_embeddings(path: Path, vectors: np.ndarray, status: list[str]) -> None:
     """(N, D) vectors, row i = item i; rows whose status is not "ok" are stored as NaN."""
     n, dim = vectors.shape

@@ -15,12 +15,11 @@ from pipeline import tables
 from pipeline.config import Params
 from pipeline.encoders import image as image_encoders
 from pipeline.features import (
-    extract_resumable, fingerprint, load_precomputed, resolve_device, resolve_dtype,
-    write_embeddings,
+    coverage_metrics, extract_resumable, fingerprint, load_precomputed, resolve_device,
+    resolve_dtype, write_embeddings,
 )
 from pipeline.images import image_path
 from pipeline.runner import stage_main
-from pipeline.stages.text_features import coverage_metrics
 
 
 def run(params: Params) -> dict:

@@ -20,7 +20,7 @@ from pipeline import tables
 from pipeline.config import Params, SASRecParams
 from pipeline.errors import UserInputError
 from pipeline.core.metrics import ranking_metrics, target_ranks
-from pipeline.features import fingerprint, resolve_device, write_embeddings
+from pipeline.features import fingerprint, load_precomputed, resolve_device, write_embeddings
 from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.runner import stage_main
 
@@ -61,8 +61,10 @@ def evaluate(model: SASRec, histories: list[list[int]], targets: np.ndarray, mas
     inputs, last = eval_rows(histories, model.cfg.max_len)
     ranks = []
     for start in range(0, len(histories), batch_size):
-        seq = inputs[start:start + batch_size].to(device)
-        states = model(seq)[torch.arange(len(seq), device=device), last[start:start + batch_size].to(device)]
+        stop = start + batch_size
+        width = int(last[start:stop].max()) + 1     # right padding: trim the empty tail
+        seq = inputs[start:stop, :width].to(device)
+        states = model(seq)[torch.arange(len(seq), device=device), last[start:stop].to(device)]
         scores = model.logits(states)
         tgt = torch.tensor(targets[start:start + batch_size], device=device)
         if mask_history:
@@ -84,7 +86,8 @@ def _mask_history(scores: torch.Tensor, history: torch.Tensor, targets: torch.Te
 def run(params: Params) -> dict:
     cfg = params.sasrec
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
-    n_items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS).num_rows
+    items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
+    n_items = items.num_rows
     train = seqs.column("train_items").to_pylist()
     valid_item = seqs.column("valid_item").to_numpy()
     test_hist = [t + [v] for t, v in zip(train, valid_item.tolist())]
@@ -102,9 +105,29 @@ def run(params: Params) -> dict:
     torch.save({"model": best_state, "config": dataclasses.asdict(model_cfg),
                 "metrics": metrics}, out.with_suffix(".tmp"))
     out.with_suffix(".tmp").replace(out)
-    write_embeddings(Path(params.paths.features) / "collab.parquet",
-                     model.item_embeddings().cpu().numpy().astype(np.float32), ["ok"] * n_items)
+    if cfg.precomputed is not None:
+        vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
+                                           items.column("original_id").to_pylist())
+    else:
+        vectors, status = model.item_embeddings().cpu().numpy(), ["ok"] * n_items
+    write_embeddings(Path(params.paths.features) / "collab.parquet", vectors, status)
     return metrics
+
+
+def _length_buckets(lengths: torch.Tensor, batch_size: int,
+                    generator: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled batches of row indices whose rows have similar lengths.
+
+    Rows are shuffled, then sorted by length inside windows of 32 batches, cut into batches,
+    and the batches shuffled: each batch pads only to its own longest row, while every epoch
+    still sees a different random composition.
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    batches = []
+    for window in order.split(batch_size * 32):
+        window = window[torch.argsort(lengths[window], stable=True)]
+        batches.extend(window.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASRecParams,
@@ -114,6 +137,7 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
     if len(inputs) == 0:
         raise UserInputError("no user has two or more training items: nothing to train SASRec "
                              "on (raise ingest.user_k or use a larger dataset)")
+    lengths = (targets > 0).sum(dim=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(params.seed)
     ckpt = Path(params.paths.work) / "sasrec" / fingerprint(
@@ -129,11 +153,10 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
         print(f"sasrec: resuming after epoch {state['epoch']} from {ckpt}")
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         model.train()
-        order = torch.randperm(len(inputs), generator=generator)
         total = 0.0
-        for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"sasrec epoch {state['epoch'] + 1}",
-                          unit="batch", disable=None, leave=False):
-            batch = order[start:start + cfg.batch_size]
+        for batch in tqdm(_length_buckets(lengths, cfg.batch_size, generator),
+                          desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", disable=None,
+                          leave=False):
             x, y = inputs[batch], targets[batch]
             width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
             x, y = x[:, :width].to(device), y[:, :width].to(device)

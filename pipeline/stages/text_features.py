@@ -13,8 +13,8 @@ from pipeline import tables
 from pipeline.config import Params
 from pipeline.encoders.text import TextEncoder
 from pipeline.features import (
-    extract_resumable, fingerprint, load_precomputed, resolve_device, resolve_dtype,
-    write_embeddings,
+    coverage_metrics, extract_resumable, fingerprint, load_precomputed, resolve_device,
+    resolve_dtype, write_embeddings,
 )
 from pipeline.runner import stage_main
 
@@ -42,17 +42,6 @@ def run(params: Params) -> dict:
     seconds = time.perf_counter() - start
     write_embeddings(Path(params.paths.features) / "text.parquet", vectors, status)
     return coverage_metrics(status, vectors.shape[1], seconds)
-
-
-def coverage_metrics(status: list[str], dim: int, seconds: float) -> dict:
-    """Items covered / missing (by reason), the dimension and the throughput."""
-    covered = sum(s == "ok" for s in status)
-    out = {"items": len(status), "covered": covered, "missing": len(status) - covered,
-           "dim": dim, "seconds": round(seconds, 3),
-           "items_per_s": round(covered / seconds, 2) if seconds > 0 else 0.0}
-    for reason in sorted(set(status) - {"ok"}):
-        out[f"missing/{reason}"] = status.count(reason)
-    return out
 
 
 def main() -> int:
