@@ -32,6 +32,15 @@ PAPER = {"test/hr_1": 0.0318, "test/hr_5": 0.0946, "test/hr_10": 0.1233,
          "test/ndcg_5": 0.0654, "test/ndcg_10": 0.0746}
 
 
+def _cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sasrec_instruments.json"))
@@ -56,9 +65,8 @@ def main() -> int:
         seconds = time.perf_counter() - start
     result = {"metrics": metrics, "paper_sasrec": PAPER, "seconds": round(seconds, 1),
               "sasrec_params": raw["sasrec"], "seed": raw["seed"],
-              "machine": f"{platform.processor() or platform.machine()}, "
-                         f"{torch.get_num_threads()} threads, "
-                         f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}"}
+              "machine": f"{_cpu_name()}, {torch.get_num_threads()} threads, "
+                         f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for key, paper in PAPER.items():

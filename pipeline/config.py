@@ -75,12 +75,30 @@ class ImageEncoderName(str, enum.Enum):
     HF_CLIP = "hf_clip"
 
 
+class QuantizeMethod(str, enum.Enum):
+    RQVAE = "rqvae"
+    RQKMEANS = "rqkmeans"
+    IMPORTED = "imported"
+
+
+class CheckpointChoice(str, enum.Enum):
+    BEST_COLLISION = "best_collision"
+    LAST = "last"
+
+
+class ResolveStrategy(str, enum.Enum):
+    APPEND = "append"
+    REASSIGN = "reassign"
+    SINKHORN = "sinkhorn"
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     synthetic: str
     ingest: str
     features: str
     sasrec: str
+    codes: str
     image_cache: str
     work: str
     metrics: str
@@ -188,6 +206,38 @@ class SASRecParams:
 
 
 @dataclass(frozen=True)
+class RQVAEParams:
+    hidden: tuple[int, ...]
+    latent_dim: int
+    beta: float
+    lr: float
+    batch_size: int
+    epochs: int
+    checkpoint: CheckpointChoice
+    device: Device
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    methods: Mapping[Modality, QuantizeMethod]
+    levels: int
+    codebook_size: int
+    standardize: bool
+    kmeans_iters: int
+    rqvae: RQVAEParams
+
+    def __post_init__(self) -> None:
+        _require(len(self.methods) > 0, "quantize.methods", "must name at least one modality")
+        _require(self.levels >= 1, "quantize.levels", "must be at least 1")
+        _require(self.codebook_size >= 2, "quantize.codebook_size", "must be at least 2")
+
+
+@dataclass(frozen=True)
+class ResolveConfig:
+    strategy: ResolveStrategy
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     paths: PathsConfig
@@ -197,6 +247,8 @@ class Params:
     text_features: TextFeaturesConfig
     image_features: ImageFeaturesConfig
     sasrec: SASRecParams
+    quantize: QuantizeConfig
+    resolve: ResolveConfig
 
 
 def _require(ok: bool, key: str, message: str) -> None:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -70,6 +71,23 @@ def codes_schema(levels: int) -> pa.Schema:
         pa.field("item_id", pa.int64(), nullable=False),
         pa.field("codes", pa.list_(pa.int32(), levels), nullable=False),
     ])
+
+
+def write_codes(path: str | Path, item_ids, codes) -> None:
+    """Write (N,) item ids and (N, L) integer codes as a semantic-ID table."""
+    codes = np.asarray(codes)
+    table = pa.table({"item_id": pa.array(np.asarray(item_ids), pa.int64()),
+                      "codes": pa.FixedSizeListArray.from_arrays(
+                          pa.array(codes.reshape(-1), pa.int32()), codes.shape[1])})
+    write_table(table, path, codes_schema(codes.shape[1]))
+
+
+def read_codes(path: str | Path):
+    """(N,) int64 item ids and (N, L) int64 codes of a semantic-ID table."""
+    levels = pq.read_schema(path).field("codes").type.list_size
+    table = read_table(path, codes_schema(levels))
+    flat = table.column("codes").combine_chunks().flatten().to_numpy()
+    return table.column("item_id").to_numpy(), flat.astype(np.int64).reshape(-1, levels)
 
 
 def embeddings_schema(dim: int) -> pa.Schema:

@@ -121,6 +121,9 @@ def _make_items(rng: np.random.Generator, n_items: int) -> list[dict]:
             "shape": int(rng.integers(len(SHAPES))),
             "pattern": int(rng.integers(len(PATTERNS))),
             "popularity": float(rng.lognormal(0.0, 0.8)),
+            # Each product photo is framed a little differently: offset and size of the shape.
+            "frame": (float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.08, 0.08)),
+                      float(rng.uniform(0.8, 1.1))),
             "model": f"{'ABCDEFGHJKLMNPRSTVX'[int(rng.integers(19))]}-{int(rng.integers(10, 999))}",
         })
     return items
@@ -159,16 +162,20 @@ def _render(item: dict, size: int) -> Image.Image:
                 draw.ellipse([k + 1, j + 1, k + step // 2, j + step // 2], fill=pale)
             elif pattern == "checker" and (k // step + j // step) % 2 == 0:
                 draw.rectangle([k, j, k + step - 1, j + step - 1], fill=pale)
-    lo, hi, mid = size * 0.2, size * 0.8, size * 0.5
+    dx, dy, scale = item["frame"]
+    half = size * 0.3 * scale
+    cx, cy = size * (0.5 + dx), size * (0.5 + dy)
+    lo, hi, mid = (cx - half, cy - half), (cx + half, cy + half), (cx, cy)
     shape = SHAPES[item["shape"]]
     if shape == "circle":
-        draw.ellipse([lo, lo, hi, hi], fill=colour)
+        draw.ellipse([*lo, *hi], fill=colour)
     elif shape == "square":
-        draw.rectangle([lo, lo, hi, hi], fill=colour)
+        draw.rectangle([*lo, *hi], fill=colour)
     elif shape == "triangle":
-        draw.polygon([(mid, lo), (hi, hi), (lo, hi)], fill=colour)
+        draw.polygon([(mid[0], lo[1]), hi, (lo[0], hi[1])], fill=colour)
     else:
-        draw.polygon([(mid, lo), (hi, mid), (mid, hi), (lo, mid)], fill=colour)
+        draw.polygon([(mid[0], lo[1]), (hi[0], mid[1]), (mid[0], hi[1]), (lo[0], mid[1])],
+                     fill=colour)
     return img
 
 

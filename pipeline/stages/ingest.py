@@ -154,14 +154,10 @@ def _write_codes(out: Path, raw: RawDataset, item_order: list[str]) -> dict:
     metrics = {}
     for modality, codes in sorted(raw.codes.items()):
         present = [(i, codes[orig]) for i, orig in enumerate(item_order) if orig in codes]
-        levels = len(present[0][1]) if present else 0
-        if levels == 0:
+        if not present:
             raise IngestError(f"imported {modality} codes cover none of the {len(item_order)} items")
-        table = pa.table({"item_id": pa.array([i for i, _ in present], pa.int64()),
-                          "codes": pa.array([list(c) for _, c in present],
-                                            pa.list_(pa.int32(), levels))})
-        tables.write_table(table, out / "codes" / f"{modality}.parquet",
-                           tables.codes_schema(levels))
+        tables.write_codes(out / "codes" / f"{modality}.parquet", [i for i, _ in present],
+                           np.array([c for _, c in present], dtype=np.int64))
         metrics[f"codes/{modality}_items"] = len(present)
         metrics[f"codes/{modality}_missing"] = len(item_order) - len(present)
     return metrics

@@ -1,0 +1,86 @@
+"""RQ-VAE (TIGER / MQL4GRec): MLP encoder, L residual codebooks, mirrored MLP decoder.
+
+Unlike the public MQL4GRec/MACRec code, the residual passed to the next level is computed from
+the raw codeword, not from the straight-through output, so every level's residual carries
+gradient back to the encoder (MACRec §3.2 applies its contrastive loss from level 3 on; with
+straight-through residuals that loss could not change any weight).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from pipeline.core.kmeans import residual_kmeans
+
+
+@dataclass(frozen=True)
+class RQVAEConfig:
+    in_dim: int
+    hidden: tuple[int, ...] = (512, 256, 128)
+    latent_dim: int = 32
+    levels: int = 4
+    codebook_size: int = 256
+    beta: float = 0.25
+
+
+class RQVAEOutput(NamedTuple):
+    recon: torch.Tensor            # (B, in_dim)
+    latent: torch.Tensor           # (B, latent_dim) encoder output z
+    quantized: torch.Tensor        # (B, latent_dim) sum of chosen codewords (straight-through)
+    codes: torch.Tensor            # (B, L) int64
+    residuals: list[torch.Tensor]  # L tensors (B, latent_dim), residual entering each level
+    quant_loss: torch.Tensor       # scalar: codebook + beta * commitment, summed over levels
+
+
+def _mlp(dims: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class RQVAE(nn.Module):
+    def __init__(self, cfg: RQVAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dims = [cfg.in_dim, *cfg.hidden, cfg.latent_dim]
+        self.encoder = _mlp(dims)
+        self.decoder = _mlp(dims[::-1])
+        self.codebooks = nn.Parameter(torch.randn(cfg.levels, cfg.codebook_size, cfg.latent_dim) * 0.01)
+
+    @torch.no_grad()
+    def init_codebooks(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        """k-means on the residuals of the encoded batch `x` (B, in_dim) seeds every level."""
+        books = residual_kmeans(self.encoder(x), self.cfg.levels, self.cfg.codebook_size, generator)
+        self.codebooks.copy_(torch.stack(books))
+
+    def quantize(self, z: torch.Tensor):
+        residual, total = z, torch.zeros_like(z)
+        codes, residuals = [], []
+        loss = z.new_zeros(())
+        for book in self.codebooks:
+            code = torch.cdist(residual.detach(), book.detach()).argmin(dim=1)
+            chosen = book[code]
+            loss = loss + (chosen - residual.detach()).pow(2).mean() \
+                + self.cfg.beta * (residual - chosen.detach()).pow(2).mean()
+            residuals.append(residual)
+            codes.append(code)
+            total = total + chosen
+            residual = residual - chosen      # keeps the gradient path to the encoder
+        return torch.stack(codes, 1), z + (total - z).detach(), residuals, loss
+
+    def forward(self, x: torch.Tensor) -> RQVAEOutput:
+        z = self.encoder(x)
+        codes, quantized, residuals, loss = self.quantize(z)
+        return RQVAEOutput(self.decoder(quantized), z, quantized, codes, residuals, loss)
+
+    @torch.no_grad()
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, K) distance from each level's residual to every codeword."""
+        _, _, residuals, _ = self.quantize(self.encoder(x))
+        return torch.stack([torch.cdist(r, b) for r, b in zip(residuals, self.codebooks)], 1)

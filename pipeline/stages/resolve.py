@@ -1,0 +1,64 @@
+"""DVC stage `resolve`: raw semantic IDs -> unique semantic IDs per modality.
+
+Reads `<paths.codes>/raw/<modality>.parquet` (and the distances quantize saved) and writes
+`<paths.codes>/final/<modality>.parquet`. The stage raises if any two items still share an ID.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import tables
+from pipeline.config import Params, ResolveStrategy
+from pipeline.core.resolve import (
+    Resolved, append, code_stats, collision_groups, reassign, sinkhorn,
+)
+from pipeline.runner import stage_main
+
+
+def run(params: Params) -> dict:
+    raw_dir = Path(params.paths.codes) / "raw"
+    size = params.quantize.codebook_size
+    metrics: dict[str, float] = {}
+    with tables.atomic_dir(Path(params.paths.codes) / "final") as tmp:
+        for modality in sorted(m.value for m in params.quantize.methods):
+            item_ids, codes = tables.read_codes(raw_dir / f"{modality}.parquet")
+            levels = codes.shape[1]
+            dists_path = raw_dir / f"{modality}_dists.npy"
+            dists = np.load(dists_path) if dists_path.is_file() else None
+            sizes = [max(size, int(codes[:, l].max()) + 1) for l in range(levels)]
+            result = resolve_codes(codes, dists, sizes, params.resolve.strategy)
+            tables.write_codes(tmp / f"{modality}.parquet", item_ids, result.codes)
+            groups = collision_groups(codes)
+            metrics |= {
+                f"{modality}/collision_rate_before": code_stats(codes, size)["collision_rate"],
+                f"{modality}/collision_rate_after": code_stats(result.codes, size)["collision_rate"],
+                f"{modality}/colliding_groups": len(groups),
+                f"{modality}/largest_group": max((len(g) for g in groups), default=1),
+                f"{modality}/items_moved": result.moved,
+                f"{modality}/levels": int(result.codes.shape[1]),
+                **{f"{modality}/level_{l + 1}/used": int(len(np.unique(result.codes[:, l])))
+                   for l in range(result.codes.shape[1])},
+            }
+    return metrics
+
+
+def resolve_codes(codes: np.ndarray, dists: np.ndarray | None, sizes: list[int],
+                  strategy: ResolveStrategy) -> Resolved:
+    """Apply `strategy`; dists is (N, L, K) or None for imported codes."""
+    if strategy is ResolveStrategy.APPEND:
+        return append(codes)
+    if strategy is ResolveStrategy.REASSIGN:
+        per_level = None if dists is None else [dists[:, l] for l in range(dists.shape[1])]
+        return reassign(codes, per_level, sizes)
+    return sinkhorn(codes, None if dists is None else dists[:, -1], sizes[-1])
+
+
+def main() -> int:
+    return stage_main("resolve", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.core.resolve import append, collision_groups, collision_rate, reassign, sinkhorn
+
+
+def _unique(codes):
+    return len(np.unique(codes, axis=0)) == len(codes)
+
+
+def test_collision_groups_and_rate():
+    codes = np.array([[1, 2], [0, 0], [1, 2], [1, 2], [0, 1]])
+    assert [g.tolist() for g in collision_groups(codes)] == [[0, 2, 3]]
+    assert collision_rate(codes) == pytest.approx(3 / 5)
+
+
+def test_append_numbers_items_inside_groups():
+    codes = np.array([[1, 2], [0, 0], [1, 2]])
+    out = append(codes)
+    assert out.codes.tolist() == [[1, 2, 0], [0, 0, 0], [1, 2, 1]] and out.appended
+
+
+def test_reassign_nearest_keeps_others_move_to_nearest_free():
+    codes = np.array([[0, 1], [0, 1], [0, 2]])
+    last = np.array([[0.0, 0.5, 0.9, 0.2],     # item 0: at 0.5 from its codeword 1
+                     [0.3, 0.1, 0.4, 0.8],     # item 1: nearer (0.1) -> keeps (0, 1)
+                     [0.0, 0.0, 0.0, 0.0]])
+    out = reassign(codes, [np.zeros((3, 2)), last], [2, 4])
+    # item 0 moves to its nearest free last code: 0 (0.0); 1 is kept by item 1, 2 is item 2's.
+    assert out.codes.tolist() == [[0, 0], [0, 1], [0, 2]]
+    assert out.moved == 1 and not out.appended
+
+
+def test_reassign_moves_up_a_level_when_the_prefix_is_full():
+    codes = np.array([[0, 0], [0, 1], [0, 1]])          # prefix 0 has only 2 last codes
+    dists = [np.array([[0.0, 1.0]] * 3), np.array([[0.0, 0.5]] * 3)]
+    out = reassign(codes, dists, [2, 2])
+    assert out.codes.tolist() == [[0, 0], [0, 1], [1, 0]] and not out.appended
+
+
+@pytest.mark.parametrize("n, appended", [(16, False), (17, True)])
+def test_all_identical_items_end_unique(n, appended):
+    codes = np.zeros((n, 2), dtype=int)
+    out = reassign(codes, None, [4, 4])
+    assert _unique(out.codes) and out.appended is appended
+    assert np.array_equal(out.codes, reassign(codes, None, [4, 4]).codes)
+
+
+def test_sinkhorn_group_larger_than_codebook_falls_back_to_append():
+    codes = np.zeros((5, 2), dtype=int)
+    out = sinkhorn(codes, None, size=4)
+    assert out.appended and _unique(out.codes)
+
+
+def test_sinkhorn_prefers_near_codewords():
+    codes = np.array([[0, 0], [0, 0], [1, 0]])
+    last = np.array([[0.0, 5.0, 5.0, 0.1], [0.0, 5.0, 5.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    out = sinkhorn(codes, last, size=4)
+    # Both want 0; item 0 has a near alternative (3), item 1 does not: item 1 keeps 0.
+    assert out.codes.tolist() == [[0, 3], [0, 0], [1, 0]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 3)),
+                min_size=1, max_size=40), st.integers(0, 10_000))
+def test_every_strategy_ends_unique_and_deterministic(rows, seed):
+    codes = np.array(rows)
+    rng = np.random.default_rng(seed)
+    dists = [rng.random((len(codes), k)) for k in (3, 3, 4)]
+    for resolve in (lambda: reassign(codes, dists, [3, 3, 4]),
+                    lambda: sinkhorn(codes, dists[-1], 4),
+                    lambda: append(codes)):
+        first, second = resolve(), resolve()
+        assert _unique(first.codes)
+        assert np.array_equal(first.codes, second.codes)
+    # reassign only touches colliding items.
+    out = reassign(codes, dists, [3, 3, 4])
+    if not out.appended:
+        colliding = {int(i) for g in collision_groups(codes) for i in g}
+        for i in set(range(len(codes))) - colliding:
+            assert out.codes[i].tolist() == codes[i].tolist()
