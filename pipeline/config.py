@@ -102,6 +102,7 @@ class PathsConfig:
     image_cache: str
     work: str
     metrics: str
+    plots: str
 
 
 @dataclass(frozen=True)

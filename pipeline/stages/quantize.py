@@ -4,7 +4,9 @@ For each modality in `quantize.methods`: `rqkmeans` (residual k-means, no traini
 (TIGER / MQL4GRec RQ-VAE, checkpoint chosen by `rqvae.checkpoint`) or `imported` (codes that
 came with a `prepared` dataset). Items without a vector of that modality get no code.
 Outputs in `<paths.codes>/raw/`: `<modality>.parquet` (item id + codes) and, for learned
-codes, `<modality>_dists.npy` (N, L, K) distances used by the `resolve` stage.
+codes, `<modality>_dists.npy` (N, L, K) distances used by the `resolve` stage. Plots in
+`<paths.plots>/quantize/`: a codebook-usage PNG per modality and level, and for trained
+quantizers `<modality>_epochs.json` (per epoch: losses, collision rate, usage, perplexity).
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from tqdm import tqdm
 from pipeline import tables
 from pipeline.config import CheckpointChoice, Params, QuantizeConfig, QuantizeMethod
 from pipeline.core.kmeans import QuantizeOutput, residual_assign, residual_kmeans
-from pipeline.core.resolve import code_stats, collision_rate
+from pipeline.core.resolve import code_stats
 from pipeline.errors import UserInputError
 from pipeline.features import read_embeddings, resolve_device
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
+from pipeline.plots import codebook_usage_plots
 from pipeline.runner import stage_main
 
 
@@ -29,7 +32,8 @@ def run(params: Params) -> dict:
     cfg = params.quantize
     out_dir = Path(params.paths.codes) / "raw"
     metrics: dict[str, float] = {}
-    with tables.atomic_dir(out_dir) as tmp:
+    with tables.atomic_dir(out_dir) as tmp, tables.atomic_dir(
+            Path(params.paths.plots) / "quantize") as plot_dir:
         for modality, method in sorted(cfg.methods.items(), key=lambda kv: kv[0].value):
             name = modality.value
             if method is QuantizeMethod.IMPORTED:
@@ -41,10 +45,12 @@ def run(params: Params) -> dict:
                 x = torch.from_numpy(_standardize(vectors[present]) if cfg.standardize
                                      else vectors[present])
                 fit = _rqkmeans if method is QuantizeMethod.RQKMEANS else _rqvae
-                out = fit(x, cfg, generator, name)
+                out, history = fit(x, cfg, generator, name)
                 codes, dists = out.codes.numpy(), out.dists.numpy().astype(np.float32)
                 np.save(tmp / f"{name}_dists.npy", dists)
+                tables.write_json(history, plot_dir / f"{name}_epochs.json")
             tables.write_codes(tmp / f"{name}.parquet", item_ids, codes)
+            codebook_usage_plots(codes, cfg.codebook_size, name, plot_dir)
             metrics |= {f"{name}/{k}": v for k, v in code_stats(codes, cfg.codebook_size).items()}
     return metrics
 
@@ -55,14 +61,15 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 
 
 def _rqkmeans(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
-              name: str) -> QuantizeOutput:
+              name: str) -> tuple[QuantizeOutput, list[dict]]:
     books = residual_kmeans(x, cfg.levels, cfg.codebook_size, generator, cfg.kmeans_iters)
-    return residual_assign(x, books)
+    return residual_assign(x, books), []
 
 
 def _rqvae(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
-           name: str) -> QuantizeOutput:
-    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one."""
+           name: str) -> tuple[QuantizeOutput, list[dict]]:
+    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one.
+    Returns the codes and one record per epoch (losses, collision rate, code usage)."""
     p = cfg.rqvae
     device = resolve_device(p.device.value)
     model = RQVAE(RQVAEConfig(x.shape[1], p.hidden, p.latent_dim, cfg.levels,
@@ -71,18 +78,24 @@ def _rqvae(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
     first = torch.randperm(len(x), generator=generator)[:p.batch_size].to(device)
     model.init_codebooks(x[first], generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
-    best, best_rate = None, float("inf")
+    best, best_rate, history = None, float("inf"), []
     for epoch in tqdm(range(p.epochs), desc=f"quantize {name}", unit="epoch", disable=None):
         model.train()
+        recon_sum = quant_sum = 0.0
         for batch in torch.randperm(len(x), generator=generator).split(p.batch_size):
             out = model(x[batch.to(device)])
-            loss = (out.recon - x[batch.to(device)]).pow(2).mean() + out.quant_loss
+            recon = (out.recon - x[batch.to(device)]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (recon + out.quant_loss).backward()
             optimizer.step()
+            recon_sum += recon.item() * len(batch)
+            quant_sum += out.quant_loss.item() * len(batch)
         model.eval()
         with torch.no_grad():
-            rate = collision_rate(model(x).codes.cpu().numpy())
+            stats = code_stats(model(x).codes.cpu().numpy(), cfg.codebook_size)
+        rate = stats["collision_rate"]
+        history.append({"epoch": epoch + 1, "recon_loss": recon_sum / len(x),
+                        "quant_loss": quant_sum / len(x), **stats})
         if rate < best_rate or p.checkpoint is CheckpointChoice.LAST:
             best_rate = rate
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -90,7 +103,7 @@ def _rqvae(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
     model.eval()
     with torch.no_grad():
         out = model(x)
-        return QuantizeOutput(out.codes.cpu(), out.quantized.cpu(), model.distances(x).cpu())
+        return QuantizeOutput(out.codes.cpu(), out.quantized.cpu(), model.distances(x).cpu()), history
 
 
 def _imported(ingest: Path, name: str) -> tuple[np.ndarray, np.ndarray, None]:

@@ -30,6 +30,12 @@ def test_learned_codes_resolve_to_unique_ids(params_dict, strategy):
     # 4 x 4 x 4 = 64 codes for ~100 items: collisions are certain before resolution.
     assert raw["text/collision_rate"] > 0 and raw["collab/collision_rate"] > 0
     assert raw["text/level_1/used"] <= 4
+    history = json.loads(Path("plots/quantize/text_epochs.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 16))
+    assert history[-1]["recon_loss"] < history[0]["recon_loss"]
+    assert {"collision_rate", "level_3/used", "level_3/perplexity"} <= set(history[0])
+    for name in ("text_level_1.png", "text_level_3.png", "collab_level_2.png"):
+        assert Path("plots/quantize", name).read_bytes()[:4] == b"\x89PNG"
     dists = np.load("data/codes/raw/text_dists.npy")
     item_ids, codes = tables.read_codes("data/codes/raw/text.parquet")
     assert dists.shape == (len(codes), 3, 4)
