@@ -78,6 +78,7 @@ class ImageEncoderName(str, enum.Enum):
 class QuantizeMethod(str, enum.Enum):
     RQVAE = "rqvae"
     RQKMEANS = "rqkmeans"
+    MACREC = "macrec"
     IMPORTED = "imported"
 
 
@@ -219,6 +220,19 @@ class RQVAEParams:
 
 
 @dataclass(frozen=True)
+class MACRecQuantParams:
+    clusters: int
+    contrast_from_level: int
+    contrast_weight: float
+    align_weight: float
+    tau: float
+
+    def __post_init__(self) -> None:
+        _require(self.clusters >= 2, "quantize.macrec.clusters", "must be at least 2")
+        _require(self.tau > 0, "quantize.macrec.tau", "must be positive")
+
+
+@dataclass(frozen=True)
 class QuantizeConfig:
     methods: Mapping[Modality, QuantizeMethod]
     levels: int
@@ -226,11 +240,15 @@ class QuantizeConfig:
     standardize: bool
     kmeans_iters: int
     rqvae: RQVAEParams
+    macrec: MACRecQuantParams
 
     def __post_init__(self) -> None:
         _require(len(self.methods) > 0, "quantize.methods", "must name at least one modality")
         _require(self.levels >= 1, "quantize.levels", "must be at least 1")
         _require(self.codebook_size >= 2, "quantize.codebook_size", "must be at least 2")
+        if QuantizeMethod.MACREC in self.methods.values():
+            _require(1 <= self.macrec.contrast_from_level <= self.levels,
+                     "quantize.macrec.contrast_from_level", "must be in [1, quantize.levels]")
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline import tables
-from pipeline.config import CheckpointChoice, Params, QuantizeConfig, QuantizeMethod
-from pipeline.core.kmeans import QuantizeOutput, residual_assign, residual_kmeans
+from pipeline import quantizers
+from pipeline.config import Params, QuantizeMethod
+from pipeline.core.kmeans import QuantizeOutput
 from pipeline.core.resolve import code_stats
 from pipeline.errors import UserInputError
-from pipeline.features import read_embeddings, resolve_device
-from pipeline.models.rqvae import RQVAE, RQVAEConfig
+from pipeline.features import read_embeddings
 from pipeline.plots import codebook_usage_plots
 from pipeline.runner import stage_main
 
@@ -32,78 +31,50 @@ def run(params: Params) -> dict:
     cfg = params.quantize
     out_dir = Path(params.paths.codes) / "raw"
     metrics: dict[str, float] = {}
+    learned: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
     with tables.atomic_dir(out_dir) as tmp, tables.atomic_dir(
             Path(params.paths.plots) / "quantize") as plot_dir:
-        for modality, method in sorted(cfg.methods.items(), key=lambda kv: kv[0].value):
+        results = {}
+        for modality, method in cfg.methods.items():
             name = modality.value
             if method is QuantizeMethod.IMPORTED:
-                codes, item_ids, dists = _imported(Path(params.paths.ingest), name)
-            else:
-                vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
-                item_ids = np.flatnonzero(present)
+                codes, item_ids, _ = _imported(Path(params.paths.ingest), name)
+                results[name] = (item_ids, codes, None, [])
+                continue
+            vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
+            x = standardize(vectors[present]) if cfg.standardize else vectors[present]
+            learned[name] = (torch.from_numpy(x), np.flatnonzero(present))
+            if method is not QuantizeMethod.MACREC:
                 generator = torch.Generator().manual_seed(params.seed)
-                x = torch.from_numpy(_standardize(vectors[present]) if cfg.standardize
-                                     else vectors[present])
-                fit = _rqkmeans if method is QuantizeMethod.RQKMEANS else _rqvae
-                out, history = fit(x, cfg, generator, name)
-                codes, dists = out.codes.numpy(), out.dists.numpy().astype(np.float32)
-                np.save(tmp / f"{name}_dists.npy", dists)
-                tables.write_json(history, plot_dir / f"{name}_epochs.json")
+                fit = quantizers.rqkmeans if method is QuantizeMethod.RQKMEANS else quantizers.rqvae
+                out, history = fit(learned[name][0], cfg, generator, name)
+                results[name] = (learned[name][1], *_numpy(out), history)
+        joint = sorted(m.value for m, method in cfg.methods.items()
+                       if method is QuantizeMethod.MACREC)
+        if joint:
+            generator = torch.Generator().manual_seed(params.seed)
+            fitted = quantizers.macrec({n: learned[n] for n in joint}, cfg, generator)
+            for name, (out, history) in fitted.items():
+                results[name] = (learned[name][1], *_numpy(out), history)
+        for name, (item_ids, codes, dists, history) in sorted(results.items()):
             tables.write_codes(tmp / f"{name}.parquet", item_ids, codes)
+            if dists is not None:
+                np.save(tmp / f"{name}_dists.npy", dists)
+            if history:
+                tables.write_json(history, plot_dir / f"{name}_epochs.json")
             codebook_usage_plots(codes, cfg.codebook_size, name, plot_dir)
             metrics |= {f"{name}/{k}": v for k, v in code_stats(codes, cfg.codebook_size).items()}
     return metrics
 
 
-def _standardize(x: np.ndarray) -> np.ndarray:
+def _numpy(out: QuantizeOutput) -> tuple[np.ndarray, np.ndarray]:
+    return out.codes.numpy(), out.dists.numpy().astype(np.float32)
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Per-dimension zero mean and unit variance of (N, D) vectors (constant dims kept at 0)."""
     std = x.std(axis=0)
     return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
-
-
-def _rqkmeans(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
-              name: str) -> tuple[QuantizeOutput, list[dict]]:
-    books = residual_kmeans(x, cfg.levels, cfg.codebook_size, generator, cfg.kmeans_iters)
-    return residual_assign(x, books), []
-
-
-def _rqvae(x: torch.Tensor, cfg: QuantizeConfig, generator: torch.Generator,
-           name: str) -> tuple[QuantizeOutput, list[dict]]:
-    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one.
-    Returns the codes and one record per epoch (losses, collision rate, code usage)."""
-    p = cfg.rqvae
-    device = resolve_device(p.device.value)
-    model = RQVAE(RQVAEConfig(x.shape[1], p.hidden, p.latent_dim, cfg.levels,
-                              cfg.codebook_size, p.beta)).to(device)
-    x = x.to(device)
-    first = torch.randperm(len(x), generator=generator)[:p.batch_size].to(device)
-    model.init_codebooks(x[first], generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
-    best, best_rate, history = None, float("inf"), []
-    for epoch in tqdm(range(p.epochs), desc=f"quantize {name}", unit="epoch", disable=None):
-        model.train()
-        recon_sum = quant_sum = 0.0
-        for batch in torch.randperm(len(x), generator=generator).split(p.batch_size):
-            out = model(x[batch.to(device)])
-            recon = (out.recon - x[batch.to(device)]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            (recon + out.quant_loss).backward()
-            optimizer.step()
-            recon_sum += recon.item() * len(batch)
-            quant_sum += out.quant_loss.item() * len(batch)
-        model.eval()
-        with torch.no_grad():
-            stats = code_stats(model(x).codes.cpu().numpy(), cfg.codebook_size)
-        rate = stats["collision_rate"]
-        history.append({"epoch": epoch + 1, "recon_loss": recon_sum / len(x),
-                        "quant_loss": quant_sum / len(x), **stats})
-        if rate < best_rate or p.checkpoint is CheckpointChoice.LAST:
-            best_rate = rate
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best)
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-        return QuantizeOutput(out.codes.cpu(), out.quantized.cpu(), model.distances(x).cpu()), history
 
 
 def _imported(ingest: Path, name: str) -> tuple[np.ndarray, np.ndarray, None]:

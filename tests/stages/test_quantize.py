@@ -82,3 +82,39 @@ def test_shared_instruments_text_codes_resolve_unique(instruments_dir):
     assert not _unique(codes)
     out = reassign(codes, None, [256] * 4)
     assert _unique(out.codes) and not out.appended and out.moved == 262
+
+
+def test_macrec_joint_quantization_and_its_deep_level_loss_reaches_the_encoder(params_dict):
+    import torch
+
+    from pipeline.core.contrastive import pseudo_label_nce
+    from pipeline.models.rqvae import RQVAE, RQVAEConfig
+
+    params_dict["quantize"].update(methods={"text": "macrec", "image": "macrec"}, levels=3,
+                                   codebook_size=8)
+    params_dict["quantize"]["rqvae"].update(hidden=[32], latent_dim=8, epochs=8, batch_size=64)
+    params_dict["quantize"]["macrec"].update(clusters=6, contrast_from_level=2)
+    params = params_from_dict(params_dict)
+    for stage in (synthetic, ingest, text_features):
+        stage.run(params)
+    from pipeline.stages import image_features
+
+    image_features.run(params)
+    metrics = quantize.run(params)
+    history = json.loads(Path("plots/quantize/image_epochs.json").read_text())
+    assert len(history) == 8 and history[0]["contrast_loss"] > 0 and history[0]["align_loss"] > 0
+    assert metrics["text/items"] > 0 and metrics["image/items"] > 0
+    resolve.run(params)
+    for modality in ("text", "image"):
+        _, final = tables.read_codes(f"data/codes/final/{modality}.parquet")
+        assert _unique(final)
+    # The cross-modal residual loss at the 3rd level changes the encoder's weights.
+    torch.manual_seed(0)
+    model = RQVAE(RQVAEConfig(6, (16,), 4, 3, 4))
+    x = torch.randn(16, 6)
+    model.init_codebooks(x, torch.Generator().manual_seed(0))
+    before = model.encoder[0].weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    pseudo_label_nce(model(x).residuals[2], torch.arange(16) % 3, tau=0.1).backward()
+    optimizer.step()
+    assert not torch.equal(before, model.encoder[0].weight)

@@ -1,0 +1,33 @@
+"""Contrastive losses of MACRec's cross-modal quantization (pure torch)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    """Symmetric InfoNCE: row i of a (B, D) and row i of b (B, D) are the positive pair,
+    every other row of the other side a negative. Vectors are L2-normalised here."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def pseudo_label_nce(x: torch.Tensor, labels: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE on x (B, D) whose positives are the other in-batch rows with the same label.
+
+    MACRec §3.2: residuals of one modality, positives chosen by the *other* modality's k-means
+    pseudo-labels (`labels`, (B,) int). For anchor i, with P(i) its positives:
+    -log(sum_{p in P(i)} exp(s_ip / tau) / sum_{j != i} exp(s_ij / tau)), averaged over
+    anchors that have a positive; 0 when none has.
+    """
+    sim = F.normalize(x, dim=-1) @ F.normalize(x, dim=-1).T / tau
+    self_mask = torch.eye(len(x), dtype=torch.bool, device=x.device)
+    sim = sim.masked_fill(self_mask, -torch.inf)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    has_positive = positive.any(dim=1)
+    if not has_positive.any():
+        return x.sum() * 0.0
+    log_all = torch.logsumexp(sim, dim=1)
+    log_pos = torch.logsumexp(sim.masked_fill(~positive, -torch.inf), dim=1)
+    return (log_all - log_pos)[has_positive].mean()
