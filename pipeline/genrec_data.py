@@ -1,0 +1,147 @@
+"""Token vocabulary, tasks and batches of the generative recommender.
+
+Vocabulary: 0 = pad (also the decoder start), 1 = eos, one prompt token per task, then one
+disjoint range per (modality, level) of the semantic IDs. Each task reads the history in some
+modalities and targets one modality's codes of the next item (or of the same item for the
+explicit alignment tasks item2image / image2item).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+PAD, EOS = 0, 1
+MODALITY_ORDER = ("text", "image", "collab")
+
+
+class Task(NamedTuple):
+    name: str
+    sources: tuple[str, ...]   # modalities of the history items, in token order
+    target: str                # modality whose codes are generated
+    sequential: bool           # history -> next item; else item -> the same item
+
+
+def task(name: str, modalities: tuple[str, ...] = ("text", "image", "collab")) -> Task:
+    """The named task: MQL4GRec/MACRec's six, `tiger_<m>` and `mscgrec`."""
+    fixed = {
+        "seqrec": Task("seqrec", ("text",), "text", True),
+        "seqimage": Task("seqimage", ("image",), "image", True),
+        "item2image": Task("item2image", ("text",), "image", False),
+        "image2item": Task("image2item", ("image",), "text", False),
+        "seqitem2image": Task("seqitem2image", ("text",), "image", True),
+        "seqimage2item": Task("seqimage2item", ("image",), "text", True),
+        "mscgrec": Task("mscgrec", tuple(modalities), "collab", True),
+    }
+    if name.startswith("tiger_"):
+        m = name.removeprefix("tiger_")
+        return Task(name, (m,), m, True)
+    return fixed[name]
+
+
+@dataclass(frozen=True)
+class Vocab:
+    prompts: dict[str, int]
+    offsets: dict[str, tuple[int, ...]]   # modality -> token id of code 0 of every level
+    sizes: dict[str, tuple[int, ...]]     # modality -> K_l of every level
+    size: int
+
+
+def build_vocab(sizes: dict[str, tuple[int, ...]], tasks: list[str]) -> Vocab:
+    cursor = 2
+    prompts = {}
+    for name in tasks:
+        prompts[name], cursor = cursor, cursor + 1
+    offsets = {}
+    for m in sorted(sizes, key=MODALITY_ORDER.index):
+        offsets[m] = tuple(cursor + sum(sizes[m][:l]) for l in range(len(sizes[m])))
+        cursor += sum(sizes[m])
+    return Vocab(prompts, offsets, dict(sizes), cursor)
+
+
+def token_table(item_ids: np.ndarray, codes: np.ndarray, n_items: int, offsets) -> torch.Tensor:
+    """(n_items + 1, L) token ids of every item's codes; PAD rows for items without codes and
+    for the sentinel row n_items that pads histories."""
+    table = np.full((n_items + 1, codes.shape[1]), PAD, dtype=np.int64)
+    table[item_ids] = codes + np.asarray(offsets)[None, :]
+    return torch.from_numpy(table)
+
+
+class Samples(NamedTuple):
+    history: torch.Tensor   # (S, H) item ids, left-padded with the sentinel n_items
+    target: torch.Tensor    # (S,) item ids
+
+
+def sequential_samples(sequences: list[list[int]], max_history: int, n_items: int) -> Samples:
+    """Every prefix of every training sequence: history (the last max_history items before
+    position t) -> the item at t, for t >= 1."""
+    hist, tgt = [], []
+    for seq in sequences:
+        for t in range(1, len(seq)):
+            h = seq[max(0, t - max_history):t]
+            hist.append([n_items] * (max_history - len(h)) + h)
+            tgt.append(seq[t])
+    return Samples(torch.tensor(hist, dtype=torch.long).reshape(-1, max_history),
+                   torch.tensor(tgt, dtype=torch.long))
+
+
+def history_samples(histories: list[list[int]], targets: list[int], max_history: int,
+                    n_items: int) -> Samples:
+    """One sample per user: its (validation or test) history -> target."""
+    rows = [[n_items] * (max_history - len(h[-max_history:])) + list(h[-max_history:])
+            for h in histories]
+    return Samples(torch.tensor(rows, dtype=torch.long).reshape(-1, max_history),
+                   torch.tensor(targets, dtype=torch.long))
+
+
+def item_samples(items: np.ndarray, n_items: int) -> Samples:
+    """One sample per item for the alignment tasks: the item itself is history and target."""
+    items = torch.as_tensor(items, dtype=torch.long)
+    return Samples(items[:, None], items)
+
+
+class Batch(NamedTuple):
+    tokens: torch.Tensor     # (B, S) encoder input ids
+    mask: torch.Tensor       # (B, S) bool attention mask
+    item_pos: torch.Tensor   # (B, S) 0 = prompt, j = j-th most recent history item
+    slot: torch.Tensor       # (B, S) 0 = prompt, 1 + position of the token inside its item
+
+
+def encode_history(history: torch.Tensor, t: Task, tables: dict[str, torch.Tensor],
+                   prompt: int, n_items: int, drop: torch.Tensor | None = None) -> Batch:
+    """Encoder inputs of a batch of histories (B, H) for task `t`.
+
+    Columns holding only the sentinel are trimmed (dynamic padding). `drop` (B, n_sources)
+    bool hides whole modalities of the history (training-time modality masking); tokens of
+    codes an item lacks are PAD and masked too.
+    """
+    live = (history != n_items).any(dim=0)
+    first = int(live.nonzero()[0]) if live.any() else history.shape[1] - 1
+    history = history[:, first:]
+    b, h = history.shape
+    parts = [tables[m][history] for m in t.sources]                 # each (B, H, L_m)
+    flat = torch.cat(parts, dim=2)                                   # (B, H, T)
+    width = flat.shape[2]
+    visible = flat != PAD
+    if drop is not None:
+        owner = torch.cat([torch.full((p.shape[2],), i) for i, p in enumerate(parts)])
+        visible &= ~drop[:, None, owner.to(drop.device)]
+    tokens = torch.cat([torch.full((b, 1), prompt), flat.reshape(b, h * width)], dim=1)
+    mask = torch.cat([torch.ones(b, 1, dtype=torch.bool), visible.reshape(b, h * width)], dim=1)
+    recency = (h - torch.arange(h)).repeat_interleave(width)          # most recent item = 1
+    slot = torch.arange(1, width + 1).repeat(h)
+    zero = torch.zeros(1, dtype=torch.long)
+    return Batch(tokens, mask, torch.cat([zero, recency]).expand(b, -1),
+                 torch.cat([zero, slot]).expand(b, -1))
+
+
+def length_batches(samples: Samples, batch_size: int, n_items: int,
+                   generator: torch.Generator) -> list[torch.Tensor]:
+    """Sample indices grouped into batches of similar history length, in random order."""
+    order = torch.randperm(len(samples.target), generator=generator)
+    lengths = (samples.history[order] != n_items).sum(dim=1)
+    order = order[torch.argsort(lengths, stable=True)]
+    batches = list(order.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

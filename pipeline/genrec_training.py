@@ -1,0 +1,129 @@
+"""Objectives and the training loop of the generative recommender (all methods)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import TrainConfig, TrainMethod
+from pipeline.core.beam import level_log_probs
+from pipeline.core.contrastive import info_nce
+from pipeline.genrec_data import Batch, Samples, Task, encode_history, length_batches
+from pipeline.models.genrec import GenRec
+from pipeline.recommender import Catalog, has_codes
+
+
+class Step(NamedTuple):
+    task: Task
+    index: torch.Tensor    # sample rows of that task
+
+
+def target_loss(logits: torch.Tensor, targets: torch.Tensor, t: Task, catalog: Catalog,
+                constrained: bool) -> torch.Tensor:
+    """Mean token cross-entropy of the target items' codes; logits (B, L, V), targets (B,).
+
+    constrained (MSCGRec §3.4): at each level the softmax is normalised only over the codes
+    the trie allows after the gold prefix; otherwise over the whole vocabulary.
+    """
+    labels = catalog.tables[t.target][targets].to(logits.device)           # (B, L) token ids
+    if not constrained:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    trie = catalog.tries[t.target]
+    rows = _rows(catalog, t.target, targets).to(logits.device)
+    nodes = trie.item_nodes[rows]                                          # (B, L)
+    offsets = catalog.vocab.offsets[t.target]
+    loss = logits.new_zeros(())
+    for level in range(labels.shape[1]):
+        lp = level_log_probs(logits[:, level], offsets[level],
+                             trie.allowed[level][nodes[:, level]], "trie")
+        loss = loss - lp.gather(1, (labels[:, level] - offsets[level])[:, None]).mean()
+    return loss / labels.shape[1]
+
+
+def _rows(catalog: Catalog, modality: str, items: torch.Tensor) -> torch.Tensor:
+    """Row of each item in the modality's codes table (= trie leaf)."""
+    lookup = torch.full((catalog.n_items,), -1, dtype=torch.long)
+    lookup[catalog.item_of_row[modality]] = torch.arange(len(catalog.item_of_row[modality]))
+    return lookup[items.cpu()]
+
+
+def implicit_alignment(model: GenRec, catalog: Catalog, items: torch.Tensor, tau: float,
+                       device: torch.device) -> torch.Tensor:
+    """MACRec §3.3 implicit alignment: symmetric InfoNCE between the mean-pooled encoder
+    states of each item's text IDs and of its image IDs; row i of both sides is item i
+    (the public code pairs rows wrongly)."""
+    items = items.unique()
+    items = items[has_codes(catalog, "text", items) & has_codes(catalog, "image", items)]
+    if len(items) < 2:
+        return torch.zeros((), device=device)
+    pooled = []
+    for modality in ("text", "image"):
+        tokens = catalog.tables[modality][items].to(device)              # (B, L) ID tokens
+        zeros = torch.zeros_like(tokens)
+        states = model.encode(Batch(tokens, torch.ones_like(tokens, dtype=torch.bool), zeros, zeros))
+        pooled.append(states.mean(dim=1))
+    return info_nce(pooled[0], pooled[1], tau)
+
+
+def epoch_steps(samples: dict[str, Samples], tasks: list[Task], batch_size: int, n_items: int,
+                generator: torch.Generator) -> list[Step]:
+    """Length-bucketed batches of every task, interleaved in random order."""
+    steps = [Step(t, b) for t in tasks
+             for b in length_batches(samples[t.name], batch_size, n_items, generator)]
+    return [steps[i] for i in torch.randperm(len(steps), generator=generator).tolist()]
+
+
+def train_step(model: GenRec, catalog: Catalog, cfg: TrainConfig, step: Step,
+               samples: Samples, generator: torch.Generator, device: torch.device) -> dict:
+    """Forward + loss of one batch (no optimizer step). Returns the loss terms."""
+    t = step.task
+    history, targets = samples.history[step.index], samples.target[step.index]
+    drop = None
+    if cfg.method is TrainMethod.MSCGREC and cfg.modality_dropout > 0:
+        drop = torch.rand(len(targets), len(t.sources), generator=generator) < cfg.modality_dropout
+    batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
+                           catalog.n_items, drop)
+    batch = type(batch)(*(x.to(device) for x in batch))
+    labels = catalog.tables[t.target][targets].to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits, _ = model(batch, labels)
+        loss = target_loss(logits.float(), targets, t, catalog, cfg.constrained)
+        terms = {"loss": loss}
+        if cfg.method is TrainMethod.MACREC and cfg.implicit_weight > 0:
+            align = implicit_alignment(model, catalog, targets, cfg.implicit_tau, device)
+            terms["implicit"] = align
+            terms["loss"] = loss + cfg.implicit_weight * align
+    return terms
+
+
+def lr_lambda(total_steps: int, warmup_ratio: float):
+    """Linear warm-up then cosine decay to 0, as a LambdaLR factor."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+class Throughput:
+    """Training samples per second over the steps timed so far."""
+
+    def __init__(self) -> None:
+        self.samples, self.seconds, self._start = 0, 0.0, 0.0
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+
+    def stop(self, n: int) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.samples += n
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0

@@ -1,0 +1,154 @@
+"""What training, evaluation and the recommend API share: the catalogue of semantic IDs
+(vocabulary, token tables, tries) and the decoding of a batch of histories into fused top-K
+items."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from pipeline import tables
+from pipeline.config import TrainConfig, TrainMethod
+from pipeline.core.beam import beam_search
+from pipeline.core.trie import Trie, build_trie
+from pipeline.errors import UserInputError
+from pipeline.core.metrics import ranking_metrics
+from pipeline.genrec_data import (
+    MODALITY_ORDER, Samples, Task, Vocab, build_vocab, encode_history, task, token_table,
+)
+from pipeline.models.genrec import GenRec
+
+
+class Catalog(NamedTuple):
+    n_items: int
+    vocab: Vocab
+    tables: dict[str, torch.Tensor]     # modality -> (n_items + 1, L) token ids
+    tries: dict[str, Trie]              # modality -> trie over its codes table rows
+    item_of_row: dict[str, torch.Tensor]  # modality -> (rows,) item id of each trie leaf
+    train_tasks: list[Task]
+    decode_tasks: list[Task]
+
+
+def method_tasks(cfg: TrainConfig) -> tuple[list[Task], list[Task]]:
+    """(training tasks, decoded tasks) of the configured method."""
+    if cfg.method is TrainMethod.TIGER:
+        one = [task(f"tiger_{cfg.tiger_modality.value}")]
+        return one, one
+    if cfg.method is TrainMethod.MSCGREC:
+        one = [task("mscgrec", tuple(m.value for m in cfg.modalities))]
+        return one, one
+    train = [task(t.value) for t in cfg.tasks]
+    return train, [t for t in train if t.name in ("seqrec", "seqimage")]
+
+
+def read_final_codes(codes_dir: Path, cfg: TrainConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """modality -> (item ids, codes) of the `resolve` stage, for the modalities the method uses."""
+    train_tasks, _ = method_tasks(cfg)
+    needed = sorted({m for t in train_tasks for m in (*t.sources, t.target)},
+                    key=MODALITY_ORDER.index)
+    codes = {}
+    for m in needed:
+        path = codes_dir / f"{m}.parquet"
+        if not path.is_file():
+            raise UserInputError(f"train.method {cfg.method.value} needs {m} semantic IDs but "
+                                 f"{path} does not exist: add {m} to quantize.methods")
+        codes[m] = tables.read_codes(path)
+    return codes
+
+
+def build_catalog(codes: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int,
+                  cfg: TrainConfig) -> Catalog:
+    """Vocabulary, token tables and tries from each modality's (item ids, unique codes)."""
+    train_tasks, decode_tasks = method_tasks(cfg)
+    sizes = {m: tuple(int(k) for k in c.max(axis=0) + 1) for m, (_, c) in codes.items()}
+    vocab = build_vocab(sizes, [t.name for t in train_tasks])
+    return Catalog(
+        n_items, vocab,
+        {m: token_table(ids, c, n_items, vocab.offsets[m]) for m, (ids, c) in codes.items()},
+        {m: build_trie(c, sizes[m]) for m, (_, c) in codes.items()},
+        {m: torch.from_numpy(np.array(ids, dtype=np.int64)) for m, (ids, _) in codes.items()},
+        train_tasks, decode_tasks)
+
+
+def has_codes(catalog: Catalog, modality: str, items: torch.Tensor) -> torch.Tensor:
+    return (catalog.tables[modality][items] != 0).all(dim=1)
+
+
+@torch.no_grad()
+def decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, beam: int,
+           normalize: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-`beam` (item ids (B, W), log-probabilities (B, W)) of task `t` for histories
+    (B, H); -1 / -inf where fewer than W items exist."""
+    batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
+                           catalog.n_items)
+    batch = type(batch)(*(x.to(device) for x in batch))
+    states = model.encode(batch).repeat_interleave(beam, dim=0)
+    mask = batch.mask.repeat_interleave(beam, dim=0)
+    trie = catalog.tries[t.target]
+    out = beam_search(model.decode_step, model.reorder, (states, mask, None), len(history),
+                      trie, list(catalog.vocab.offsets[t.target]), beam, normalize=normalize)
+    items = catalog.item_of_row[t.target].to(device)[out.items.clamp(min=0)]
+    return torch.where(out.items >= 0, items, -1), out.scores
+
+
+def fuse(results: list[tuple[torch.Tensor, torch.Tensor]], n_items: int, rule: str,
+         k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse several decoders' (items (B, W), scores (B, W)) into top-k (items, scores).
+
+    `mean`: an item's score is the mean log-probability over the decoders that found it;
+    `mean_bonus`: the same + 1 for items found by more than one decoder (MACRec's code);
+    `max`: the best of its log-probabilities. Items found by none are never returned.
+    """
+    items, scores = torch.cat([r[0] for r in results], 1), torch.cat([r[1] for r in results], 1)
+    b = items.shape[0]
+    valid = items >= 0
+    col = torch.where(valid, items, n_items)                       # sentinel column n_items
+    score = torch.where(valid, scores, 0.0)
+    total = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, score)
+    count = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, valid.float())
+    if rule == "max":
+        fused = torch.full((b, n_items + 1), -torch.inf, device=items.device)
+        fused = fused.scatter_reduce(1, col, torch.where(valid, scores, -torch.inf), "amax")
+    else:
+        fused = total / count.clamp(min=1)
+        if rule == "mean_bonus":
+            fused = fused + (count > 1).float()
+    fused = torch.where(count > 0, fused, -torch.inf)[:, :n_items]
+    top_scores, top_items = fused.topk(min(k, n_items), dim=1)
+    return torch.where(top_scores > -torch.inf, top_items, -1), top_scores
+
+
+def recommend_batch(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
+                    normalize: str, fusion: str, k: int, device: torch.device):
+    """Fused top-k (items (B, k), scores (B, k)) of the method's decoded tasks."""
+    results = [decode(model, catalog, history, t, beam, normalize, device)
+               for t in catalog.decode_tasks]
+    return fuse(results, catalog.n_items, fusion, k)
+
+
+def normalization(cfg: TrainConfig) -> str:
+    """Decoding scores the way the model was trained: over the trie's codes or the vocabulary."""
+    return "trie" if cfg.constrained else "full"
+
+
+@torch.no_grad()
+def evaluate_users(model: GenRec, catalog: Catalog, samples: Samples, cfg: TrainConfig,
+                   device: torch.device, prefix: str, batch_size: int = 128):
+    """HR@{1,5,10}, NDCG@{5,10} of fused top-10 lists, and the (U, 10) lists themselves."""
+    model.eval()
+    tops = []
+    for start in range(0, len(samples.target), batch_size):
+        top, _ = recommend_batch(model, catalog, samples.history[start:start + batch_size],
+                                 cfg.beam, normalization(cfg), cfg.fusion.value, 10, device)
+        tops.append(top.cpu())
+    top = torch.cat(tops)
+    return ranking_metrics(topk_ranks(top, samples.target), prefix), top
+
+
+def topk_ranks(top: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """0-based rank of each target in its top-k list; k (a miss) when absent."""
+    hit = top == targets[:, None]
+    ranks = torch.where(hit.any(dim=1), hit.float().argmax(dim=1), top.shape[1])
+    return ranks.cpu().numpy()

@@ -1,0 +1,174 @@
+"""DVC stage `train`: unique semantic IDs + training sequences -> generative recommender.
+
+Every prefix of every training sequence is a sample (history capped at `max_history`); the
+alignment tasks add one sample per item. Early stopping on the validation HR@10 of
+`valid_users` sampled users, decoded exactly as the test is (trie-constrained beam search,
+modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
+the semantic IDs, so the recommender rebuilds without params.yaml), per-epoch curves in
+`<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline import tables
+from pipeline.config import Params, TrainConfig, TrainMethod
+from pipeline.errors import UserInputError
+from pipeline.features import fingerprint, resolve_device
+from pipeline.genrec_data import Samples, history_samples, item_samples, sequential_samples
+from pipeline.genrec_training import Throughput, epoch_steps, lr_lambda, train_step
+from pipeline.models.genrec import GenRec, GenRecConfig
+from pipeline.recommender import (
+    Catalog, build_catalog, evaluate_users, has_codes, read_final_codes,
+)
+from pipeline.runner import stage_main
+
+
+def run(params: Params) -> dict:
+    cfg = params.train
+    device = resolve_device(cfg.device.value)
+    n_items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS).num_rows
+    seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
+    codes = read_final_codes(Path(params.paths.codes) / "final", cfg)
+    catalog = build_catalog(codes, n_items, cfg)
+    samples = training_samples(catalog, seqs.column("train_items").to_pylist(), cfg.max_history)
+    valid = valid_sample(catalog, seqs, cfg, params.seed)
+    model_cfg = model_config(cfg, catalog)
+    model = GenRec(model_cfg).to(device)
+    best_state, history, speed = _fit(model, catalog, cfg, samples, valid, params, device)
+    best = max(history, key=lambda h: h["valid/hr_10"])
+    out = Path(params.paths.model) / "model.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": best_state, "config": dataclasses.asdict(model_cfg),
+                "train": _plain(dataclasses.asdict(cfg)), "n_items": n_items,
+                "codes": {m: (ids, c) for m, (ids, c) in codes.items()}}, out.with_suffix(".tmp"))
+    out.with_suffix(".tmp").replace(out)
+    tables.write_json(history, Path(params.paths.plots) / "train" / "epochs.json")
+    return {**{k: v for k, v in best.items() if k.startswith("valid/")},
+            "best_epoch": best["epoch"], "epochs_run": len(history),
+            "train/samples": sum(len(s.target) for s in samples.values()),
+            "train/samples_per_s": round(speed, 1),
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def training_samples(catalog: Catalog, train_items: list[list[int]],
+                     max_history: int) -> dict[str, Samples]:
+    """Samples of every training task, keeping only targets that have the task's codes."""
+    seq = sequential_samples(train_items, max_history, catalog.n_items)
+    out = {}
+    for t in catalog.train_tasks:
+        if t.sequential:
+            s = seq
+        else:  # alignment tasks: every item that has both the source and the target codes
+            items = torch.arange(catalog.n_items)
+            ok = has_codes(catalog, t.target, items)
+            for m in t.sources:
+                ok &= has_codes(catalog, m, items)
+            s = item_samples(items[ok].numpy(), catalog.n_items)
+        keep = has_codes(catalog, t.target, s.target)
+        out[t.name] = Samples(s.history[keep], s.target[keep])
+        if len(out[t.name].target) == 0:
+            raise UserInputError(f"train: task {t.name} has no sample (no target item has "
+                                 f"{t.target} semantic IDs)")
+    return out
+
+
+def valid_sample(catalog: Catalog, seqs, cfg: TrainConfig, seed: int) -> Samples:
+    """`valid_users` users (seeded), their validation history -> validation item."""
+    histories = seqs.column("valid_history").to_pylist()
+    targets = seqs.column("valid_item").to_pylist()
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(len(targets))[:cfg.valid_users])
+    return history_samples([histories[r] for r in rows], [targets[r] for r in rows],
+                           cfg.max_history, catalog.n_items)
+
+
+def model_config(cfg: TrainConfig, catalog: Catalog) -> GenRecConfig:
+    m = cfg.model
+    dual = cfg.method is TrainMethod.MSCGREC and cfg.dual_positions
+    width = max(sum(catalog.tables[s].shape[1] for s in t.sources) for t in catalog.train_tasks)
+    return GenRecConfig(catalog.vocab.size, m.d_model, m.d_ff, m.layers, m.decoder_layers,
+                        m.heads, m.d_kv, m.dropout, cfg.max_history if dual else 0,
+                        width if dual else 0)
+
+
+def _plain(obj):
+    """asdict output with enums as their values (JSON- and torch.load-friendly)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return getattr(obj, "value", obj)
+
+
+def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, Samples],
+         valid: Samples, params: Params, device: torch.device) -> tuple[dict, list[dict], float]:
+    """Train with early stopping on validation HR@10; checkpoint every epoch for resume.
+    Returns (best weights, one record per epoch, training samples/s)."""
+    per_epoch = sum(-(-len(s.target) // cfg.batch_size) for s in samples.values())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(per_epoch * cfg.epochs, cfg.warmup_ratio))
+    generator = torch.Generator().manual_seed(params.seed)
+    forward = torch.compile(model) if cfg.compile else model
+    ckpt = Path(params.paths.work) / "train" / fingerprint(
+        _plain(dataclasses.asdict(cfg)), params.seed, catalog.vocab.size,
+        {k: int(s.target.sum()) for k, s in samples.items()}) / "last.pt"
+    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "history": []}
+    if ckpt.is_file():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        state = saved["state"]
+        print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
+    speed = Throughput()
+    while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
+        model.train()
+        sums: dict[str, float] = {}
+        steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, catalog.n_items, generator)
+        for step in tqdm(steps, desc=f"train epoch {state['epoch'] + 1}", unit="batch",
+                         disable=None, leave=False):
+            speed.start()
+            terms = train_step(forward, catalog, cfg, step, samples[step.task.name], generator, device)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            speed.stop(len(step.index))
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(step.index)
+        state["epoch"] += 1
+        metrics, _ = evaluate_users(model, catalog, valid, cfg, device, "valid")
+        n = sum(len(s.target) for s in samples.values())
+        record = {"epoch": state["epoch"], **{f"train/{k}": v / n for k, v in sums.items()},
+                  "lr": scheduler.get_last_lr()[0], **metrics}
+        state["history"].append(record)
+        print(f"train: epoch {state['epoch']} loss {record['train/loss']:.4f} "
+              f"valid hr@10 {metrics['valid/hr_10']:.4f} ndcg@10 {metrics['valid/ndcg_10']:.4f}")
+        if metrics["valid/hr_10"] > state["best"]:
+            state |= {"best": metrics["valid/hr_10"], "best_epoch": state["epoch"],
+                      "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                    "state": state}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
+    ckpt.unlink(missing_ok=True)
+    return state["best_state"], state["history"], speed.rate
+
+
+def main() -> int:
+    return stage_main("train", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
