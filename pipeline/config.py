@@ -110,6 +110,11 @@ class Fusion(str, enum.Enum):
     MAX = "max"
 
 
+class Resume(str, enum.Enum):
+    AUTO = "auto"
+    NEVER = "never"
+
+
 class ResolveStrategy(str, enum.Enum):
     APPEND = "append"
     REASSIGN = "reassign"
@@ -356,6 +361,7 @@ class TrainConfig:
     fusion: Fusion
     device: Device
     compile: bool
+    resume: Resume
 
     def __post_init__(self) -> None:
         _require(self.max_history >= 1, "train.max_history", "must be at least 1")

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import tables
-from pipeline.config import Params, TrainConfig, TrainMethod
+from pipeline.config import Params, Resume, TrainConfig, TrainMethod
 from pipeline.errors import UserInputError
 from pipeline.features import fingerprint, resolve_device
 from pipeline.genrec_data import Samples, history_samples, item_samples, sequential_samples
@@ -28,10 +28,12 @@ from pipeline.recommender import (
     Catalog, build_catalog, evaluate_users, has_codes, read_final_codes,
 )
 from pipeline.runner import stage_main
+from pipeline.seeding import seed_everything
 
 
 def run(params: Params) -> dict:
     cfg = params.train
+    seed_everything(params.seed)       # model init and dropout draw from torch's global RNG
     device = resolve_device(cfg.device.value)
     n_items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS).num_rows
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
@@ -121,12 +123,13 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         _plain(dataclasses.asdict(cfg)), params.seed, catalog.vocab.size,
         {k: int(s.target.sum()) for k, s in samples.items()}) / "last.pt"
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "history": []}
-    if ckpt.is_file():
+    if ckpt.is_file() and cfg.resume is Resume.AUTO:
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
         print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
     speed = Throughput()
@@ -134,8 +137,9 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         model.train()
         sums: dict[str, float] = {}
         steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, catalog.n_items, generator)
-        for step in tqdm(steps, desc=f"train epoch {state['epoch'] + 1}", unit="batch",
-                         disable=None, leave=False):
+        bar = tqdm(steps, desc=f"train epoch {state['epoch'] + 1}", unit="batch",
+                   disable=None, leave=False, mininterval=2.0)
+        for step in bar:
             speed.start()
             terms = train_step(forward, catalog, cfg, step, samples[step.task.name], generator, device)
             optimizer.zero_grad(set_to_none=True)
@@ -146,6 +150,8 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
             speed.stop(len(step.index))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(step.index)
+            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", samples_s=f"{speed.rate:.0f}",
+                            refresh=False)
         state["epoch"] += 1
         metrics, _ = evaluate_users(model, catalog, valid, cfg, device, "valid")
         n = sum(len(s.target) for s in samples.values())
@@ -160,7 +166,7 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "state": state}, ckpt.with_suffix(".tmp"))
+                    "torch_rng": torch.get_rng_state(), "state": state}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
     ckpt.unlink(missing_ok=True)
     return state["best_state"], state["history"], speed.rate

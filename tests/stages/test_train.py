@@ -92,3 +92,66 @@ def test_missing_codes_for_the_method_is_a_clear_error(coded):
         Path("data/codes/final", name).unlink(missing_ok=True)
     with pytest.raises(Exception, match="image semantic IDs"):
         train.run(params_from_dict(coded))
+
+
+def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch):
+    coded["train"].update(method="tiger", epochs=3, patience=5, model={**TINY_T5, "dropout": 0.1})
+    params = params_from_dict(coded)
+    train.run(params)
+    straight = torch.load("data/model/model.pt", weights_only=False)["model"]
+    real = train.evaluate_users
+    calls = {"n": 0}
+
+    def dies_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    Path("data/model/model.pt").unlink()
+    monkeypatch.setattr(train, "evaluate_users", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(params)
+    assert len(list(Path("data/work/train").rglob("last.pt"))) == 1   # epoch 1 was saved
+    monkeypatch.setattr(train, "evaluate_users", real)
+    history = train.run(params)
+    resumed = torch.load("data/model/model.pt", weights_only=False)["model"]
+    assert history["epochs_run"] == 3
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_tokens_round_trip_to_items(coded):
+    params = params_from_dict(coded)
+    catalog = build_catalog(read_final_codes(Path("data/codes/final"), params.train), 120,
+                            params.train)
+    for modality, trie in catalog.tries.items():
+        items = catalog.item_of_row[modality]
+        tokens = catalog.tables[modality][items]
+        offsets = torch.tensor(catalog.vocab.offsets[modality])
+        node = torch.zeros(len(items), dtype=torch.long)
+        for level in range(tokens.shape[1]):
+            node = trie.child[level][node, tokens[:, level] - offsets[level]]
+        assert torch.equal(catalog.item_of_row[modality][node], items)
+
+
+def test_implicit_alignment_pairs_each_item_with_itself(coded):
+    from pipeline.core.contrastive import info_nce
+    from pipeline.genrec_data import Batch
+    from pipeline.genrec_training import implicit_alignment
+
+    coded["train"]["method"] = "macrec"
+    params = params_from_dict(coded)
+    catalog = build_catalog(read_final_codes(Path("data/codes/final"), params.train), 120,
+                            params.train)
+    model = GenRec(GenRecConfig(catalog.vocab.size, **TINY_T5)).eval()
+    items = torch.tensor([7, 3, 3, 11, 5])
+    loss = implicit_alignment(model, catalog, items, 0.1, torch.device("cpu"))
+    pooled = []
+    for modality in ("text", "image"):
+        rows = [catalog.tables[modality][i] for i in (3, 5, 7, 11)]
+        tokens = torch.stack(rows)
+        zeros = torch.zeros_like(tokens)
+        pooled.append(model.encode(Batch(tokens, torch.ones_like(tokens, dtype=torch.bool),
+                                         zeros, zeros)).mean(1))
+    assert torch.isclose(loss, info_nce(pooled[0], pooled[1], 0.1))
+    assert not torch.isclose(loss, info_nce(pooled[0], pooled[1].flip(0), 0.1))
