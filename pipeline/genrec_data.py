@@ -80,8 +80,7 @@ def sequential_samples(sequences: list[list[int]], max_history: int, n_items: in
     hist, tgt = [], []
     for seq in sequences:
         for t in range(1, len(seq)):
-            h = seq[max(0, t - max_history):t]
-            hist.append([n_items] * (max_history - len(h)) + h)
+            hist.append(_left_pad(seq[:t], max_history, n_items))
             tgt.append(seq[t])
     return Samples(torch.tensor(hist, dtype=torch.long).reshape(-1, max_history),
                    torch.tensor(tgt, dtype=torch.long))
@@ -90,13 +89,18 @@ def sequential_samples(sequences: list[list[int]], max_history: int, n_items: in
 def history_samples(histories: list[list[int]], targets: list[int], max_history: int,
                     n_items: int) -> Samples:
     """One sample per user: its (validation or test) history -> target."""
-    rows = [[n_items] * (max_history - len(h[-max_history:])) + list(h[-max_history:])
-            for h in histories]
+    rows = [_left_pad(h, max_history, n_items) for h in histories]
     return Samples(torch.tensor(rows, dtype=torch.long).reshape(-1, max_history),
                    torch.tensor(targets, dtype=torch.long))
 
 
-def item_samples(items: np.ndarray, n_items: int) -> Samples:
+def _left_pad(history: list[int], max_history: int, n_items: int) -> list[int]:
+    """The last `max_history` items, left-padded to that length with the sentinel n_items."""
+    kept = list(history[-max_history:])
+    return [n_items] * (max_history - len(kept)) + kept
+
+
+def item_samples(items: np.ndarray) -> Samples:
     """One sample per item for the alignment tasks: the item itself is history and target."""
     items = torch.as_tensor(items, dtype=torch.long)
     return Samples(items[:, None], items)

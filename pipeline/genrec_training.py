@@ -32,7 +32,7 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor, t: Task, catalog: C
     if not constrained:
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
     trie = catalog.tries[t.target]
-    rows = _rows(catalog, t.target, targets).to(logits.device)
+    rows = catalog.row_of_item[t.target][targets.cpu()].to(logits.device)
     nodes = trie.item_nodes[rows]                                          # (B, L)
     offsets = catalog.vocab.offsets[t.target]
     loss = logits.new_zeros(())
@@ -41,13 +41,6 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor, t: Task, catalog: C
                              trie.allowed[level][nodes[:, level]], "trie")
         loss = loss - lp.gather(1, (labels[:, level] - offsets[level])[:, None]).mean()
     return loss / labels.shape[1]
-
-
-def _rows(catalog: Catalog, modality: str, items: torch.Tensor) -> torch.Tensor:
-    """Row of each item in the modality's codes table (= trie leaf)."""
-    lookup = torch.full((catalog.n_items,), -1, dtype=torch.long)
-    lookup[catalog.item_of_row[modality]] = torch.arange(len(catalog.item_of_row[modality]))
-    return lookup[items.cpu()]
 
 
 def implicit_alignment(model: GenRec, catalog: Catalog, items: torch.Tensor, tau: float,

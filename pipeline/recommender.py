@@ -27,6 +27,7 @@ class Catalog(NamedTuple):
     tables: dict[str, torch.Tensor]     # modality -> (n_items + 1, L) token ids
     tries: dict[str, Trie]              # modality -> trie over its codes table rows
     item_of_row: dict[str, torch.Tensor]  # modality -> (rows,) item id of each trie leaf
+    row_of_item: dict[str, torch.Tensor]  # modality -> (n_items,) trie leaf of each item, -1
     train_tasks: list[Task]
     decode_tasks: list[Task]
 
@@ -69,7 +70,15 @@ def build_catalog(codes: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int,
         {m: token_table(ids, c, n_items, vocab.offsets[m]) for m, (ids, c) in codes.items()},
         {m: build_trie(c, sizes[m]) for m, (_, c) in codes.items()},
         {m: torch.from_numpy(np.array(ids, dtype=np.int64)) for m, (ids, _) in codes.items()},
+        {m: _inverse(ids, n_items) for m, (ids, _) in codes.items()},
         train_tasks, decode_tasks)
+
+
+def _inverse(item_ids: np.ndarray, n_items: int) -> torch.Tensor:
+    """(n_items,) row of each item in a codes table; -1 for items without codes."""
+    rows = torch.full((n_items,), -1, dtype=torch.long)
+    rows[torch.from_numpy(np.array(item_ids, dtype=np.int64))] = torch.arange(len(item_ids))
+    return rows
 
 
 def has_codes(catalog: Catalog, modality: str, items: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import tables
+from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, SASRecParams
 from pipeline.errors import UserInputError
 from pipeline.core.metrics import ranking_metrics, target_ranks
@@ -143,13 +144,9 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
     ckpt = Path(params.paths.work) / "sasrec" / fingerprint(
         dataclasses.asdict(cfg), params.seed, len(train), int(inputs.sum()), int(targets.sum())) / "last.pt"
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": None}
+    stateful = {"model": model, "optimizer": optimizer}
     if ckpt.is_file():
-        saved = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
+        state = load_progress(ckpt, stateful, generator)
         print(f"sasrec: resuming after epoch {state['epoch']} from {ckpt}")
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         model.train()
@@ -173,11 +170,7 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
         if ndcg > state["best_ndcg"]:
             state |= {"best_ndcg": ndcg, "best_epoch": state["epoch"],
                       "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "state": state}, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        save_progress(ckpt, state, stateful, generator)
     best_state = state["best_state"]
     ckpt.unlink(missing_ok=True)
     return best_state, {"best_epoch": state["best_epoch"], "best_ndcg": state["best_ndcg"],

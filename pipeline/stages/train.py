@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import tables
+from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, Resume, TrainConfig, TrainMethod
 from pipeline.errors import UserInputError
 from pipeline.features import fingerprint, resolve_device
@@ -72,7 +73,7 @@ def training_samples(catalog: Catalog, train_items: list[list[int]],
             ok = has_codes(catalog, t.target, items)
             for m in t.sources:
                 ok &= has_codes(catalog, m, items)
-            s = item_samples(items[ok].numpy(), catalog.n_items)
+            s = item_samples(items[ok].numpy())
         keep = has_codes(catalog, t.target, s.target)
         out[t.name] = Samples(s.history[keep], s.target[keep])
         if len(out[t.name].target) == 0:
@@ -123,14 +124,9 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         _plain(dataclasses.asdict(cfg)), params.seed, catalog.vocab.size,
         {k: int(s.target.sum()) for k, s in samples.items()}) / "last.pt"
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "history": []}
+    stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     if ckpt.is_file() and cfg.resume is Resume.AUTO:
-        saved = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
+        state = load_progress(ckpt, stateful, generator)
         print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
     speed = Throughput()
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
@@ -163,11 +159,7 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         if metrics["valid/hr_10"] > state["best"]:
             state |= {"best": metrics["valid/hr_10"], "best_epoch": state["epoch"],
                       "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(), "state": state}, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        save_progress(ckpt, state, stateful, generator)
     ckpt.unlink(missing_ok=True)
     return state["best_state"], state["history"], speed.rate
 
