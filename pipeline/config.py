@@ -131,6 +131,8 @@ class PathsConfig:
     model: str
     image_cache: str
     work: str
+    evaluate: str
+    reports: str
     metrics: str
     plots: str
 
@@ -381,6 +383,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    beam: int
+    fusion: Fusion
+    top_k: int
+    users: int
+    batch_size: int
+    device: Device
+
+    def __post_init__(self) -> None:
+        _require(self.top_k >= 10, "evaluate.top_k", "must be at least 10 (the largest metric K)")
+        _require(self.beam >= self.top_k, "evaluate.beam",
+                 f"must be at least evaluate.top_k ({self.top_k}): a beam of W returns W items")
+        _require(self.users >= 0, "evaluate.users", "must be 0 (every test user) or a count")
+        _require(self.batch_size >= 1, "evaluate.batch_size", "must be at least 1")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     paths: PathsConfig
@@ -393,6 +412,7 @@ class Params:
     quantize: QuantizeConfig
     resolve: ResolveConfig
     train: TrainConfig
+    evaluate: EvaluateConfig
 
 
 def _require(ok: bool, key: str, message: str) -> None:
@@ -416,6 +436,11 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def params_from_dict(raw: object) -> Params:
     """Validate an already-parsed params mapping (what tests shrink) into `Params`."""
     return _build(Params, raw, "")
+
+
+def section_from_dict(cls: type, raw: object, where: str):
+    """Validate one section (e.g. the train config saved inside a model checkpoint)."""
+    return _build(cls, raw, where)
 
 
 def _build(cls: type, raw: object, where: str):

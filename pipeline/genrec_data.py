@@ -115,7 +115,8 @@ class Batch(NamedTuple):
 
 def encode_history(history: torch.Tensor, t: Task, tables: dict[str, torch.Tensor],
                    prompt: int, n_items: int, drop: torch.Tensor | None = None) -> Batch:
-    """Encoder inputs of a batch of histories (B, H) for task `t`.
+    """Encoder inputs of a batch of histories (B, H) for task `t`: the history items' codes
+    in the task's modality order, oldest first, then the task's prompt token.
 
     Columns holding only the sentinel are trimmed (dynamic padding). `drop` (B, n_sources)
     bool hides whole modalities of the history (training-time modality masking); tokens of
@@ -132,20 +133,13 @@ def encode_history(history: torch.Tensor, t: Task, tables: dict[str, torch.Tenso
     if drop is not None:
         owner = torch.cat([torch.full((p.shape[2],), i) for i, p in enumerate(parts)])
         visible &= ~drop[:, None, owner.to(drop.device)]
-    tokens = torch.cat([torch.full((b, 1), prompt), flat.reshape(b, h * width)], dim=1)
-    mask = torch.cat([torch.ones(b, 1, dtype=torch.bool), visible.reshape(b, h * width)], dim=1)
+    # The prompt goes last, after the right-aligned history: the relative positions between
+    # real tokens (what T5's attention bias sees) then never depend on how far the batch is
+    # padded, so a sample's output does not depend on the other samples in its batch.
+    tokens = torch.cat([flat.reshape(b, h * width), torch.full((b, 1), prompt)], dim=1)
+    mask = torch.cat([visible.reshape(b, h * width), torch.ones(b, 1, dtype=torch.bool)], dim=1)
     recency = (h - torch.arange(h)).repeat_interleave(width)          # most recent item = 1
     slot = torch.arange(1, width + 1).repeat(h)
     zero = torch.zeros(1, dtype=torch.long)
-    return Batch(tokens, mask, torch.cat([zero, recency]).expand(b, -1),
-                 torch.cat([zero, slot]).expand(b, -1))
-
-
-def length_batches(samples: Samples, batch_size: int, n_items: int,
-                   generator: torch.Generator) -> list[torch.Tensor]:
-    """Sample indices grouped into batches of similar history length, in random order."""
-    order = torch.randperm(len(samples.target), generator=generator)
-    lengths = (samples.history[order] != n_items).sum(dim=1)
-    order = order[torch.argsort(lengths, stable=True)]
-    batches = list(order.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return Batch(tokens, mask, torch.cat([recency, zero]).expand(b, -1),
+                 torch.cat([slot, zero]).expand(b, -1))

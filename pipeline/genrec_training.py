@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from pipeline.config import TrainConfig, TrainMethod
 from pipeline.core.beam import level_log_probs
 from pipeline.core.contrastive import info_nce
-from pipeline.genrec_data import Batch, Samples, Task, encode_history, length_batches
+from pipeline.core.batching import length_buckets
+from pipeline.genrec_data import Batch, Samples, Task, encode_history
 from pipeline.models.genrec import GenRec
 from pipeline.recommender import Catalog, has_codes
 
@@ -65,30 +66,45 @@ def epoch_steps(samples: dict[str, Samples], tasks: list[Task], batch_size: int,
                 generator: torch.Generator) -> list[Step]:
     """Length-bucketed batches of every task, interleaved in random order."""
     steps = [Step(t, b) for t in tasks
-             for b in length_batches(samples[t.name], batch_size, n_items, generator)]
+             for b in length_buckets((samples[t.name].history != n_items).sum(dim=1),
+                                     batch_size, generator)]
     return [steps[i] for i in torch.randperm(len(steps), generator=generator).tolist()]
 
 
 def train_step(model: GenRec, catalog: Catalog, cfg: TrainConfig, step: Step,
-               samples: Samples, generator: torch.Generator, device: torch.device) -> dict:
-    """Forward + loss of one batch (no optimizer step). Returns the loss terms."""
+               samples: Samples, generator: torch.Generator, device: torch.device,
+               rank: int = 0, world: int = 1) -> dict:
+    """Forward + loss of this process's share of one batch (no optimizer step).
+
+    Under data parallelism process `rank` of `world` takes rows rank::world of the batch, and
+    its loss is scaled so that DDP's gradient average equals the gradient of the whole batch's
+    mean loss (exact even when the batch does not split evenly). Every process draws the
+    modality-dropout mask of the whole batch, so the random stream is the same for any world
+    size. Returns the loss terms.
+    """
     t = step.task
-    history, targets = samples.history[step.index], samples.target[step.index]
     drop = None
     if cfg.method is TrainMethod.MSCGREC and cfg.modality_dropout > 0:
-        drop = torch.rand(len(targets), len(t.sources), generator=generator) < cfg.modality_dropout
+        drop = torch.rand(len(step.index), len(t.sources), generator=generator) < cfg.modality_dropout
+        drop = drop[rank::world]
+    index = step.index[rank::world]
+    history, targets = samples.history[index], samples.target[index]
     batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
                            catalog.n_items, drop)
     batch = type(batch)(*(x.to(device) for x in batch))
     labels = catalog.tables[t.target][targets].to(device)
+    share = world * len(index) / len(step.index)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits, _ = model(batch, labels)
         loss = target_loss(logits.float(), targets, t, catalog, cfg.constrained)
         terms = {"loss": loss}
         if cfg.method is TrainMethod.MACREC and cfg.implicit_weight > 0:
-            align = implicit_alignment(model, catalog, targets, cfg.implicit_tau, device)
+            # In-batch negatives are this process's rows (as in the papers' DDP runs).
+            encoder = getattr(model, "module", model)
+            align = implicit_alignment(encoder, catalog, targets, cfg.implicit_tau, device)
             terms["implicit"] = align
             terms["loss"] = loss + cfg.implicit_weight * align
+    terms["objective"] = terms["loss"] * share
     return terms
 
 

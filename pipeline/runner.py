@@ -1,6 +1,7 @@
 """The shared `main()` of every stage: load params, seed, run, write the metrics file."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,8 @@ USER_ERRORS = (UserInputError, FileNotFoundError)
 
 
 def stage_main(name: str, run: Callable[[Params], dict], params_path: str = "params.yaml") -> int:
-    """Run stage `name`; its metrics go to `<paths.metrics>/<name>.json`. Returns an exit code."""
+    """Run stage `name`; its metrics go to `<paths.metrics>/<name>.json` (written by rank 0 only
+    under torchrun). Returns an exit code."""
     try:
         params = load_params(params_path)
         seed_everything(params.seed)
@@ -23,6 +25,8 @@ def stage_main(name: str, run: Callable[[Params], dict], params_path: str = "par
     except USER_ERRORS as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    if os.environ.get("RANK", "0") != "0":
+        return 0                       # under torchrun only the first process writes
     write_json(metrics, Path(params.paths.metrics) / f"{name}.json")
     print(f"{name}: done; metrics in {Path(params.paths.metrics) / f'{name}.json'}")
     return 0

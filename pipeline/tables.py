@@ -73,6 +73,16 @@ def codes_schema(levels: int) -> pa.Schema:
     ])
 
 
+def predictions_schema(k: int) -> pa.Schema:
+    """Per-user top-k of the `evaluate` stage; items -1 / scores -inf where fewer exist."""
+    return pa.schema([
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("target", pa.int64(), nullable=False),
+        pa.field("items", pa.list_(pa.int64(), k), nullable=False),
+        pa.field("scores", pa.list_(pa.float32(), k), nullable=False),
+    ])
+
+
 def write_codes(path: str | Path, item_ids, codes) -> None:
     """Write (N,) item ids and (N, L) integer codes as a semantic-ID table."""
     codes = np.asarray(codes)
@@ -132,7 +142,7 @@ def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
         raise SchemaError(f"{path}: cannot cast to the declared schema: {exc}") from exc
     validate(table, schema, str(path))
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
 
@@ -149,12 +159,13 @@ def read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
 def write_json(obj: object, path: str | Path) -> None:
     """Write `obj` as sorted, indented JSON, atomically (metrics files, reports)."""
     path = Path(path)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary sibling to write; it replaces `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -33,7 +33,8 @@ def test_stage_wiring(dvc_stages, real_params, name):
         assert name in stage["params"]
     metrics = [next(iter(m)) if isinstance(m, dict) else m for m in stage["metrics"]]
     assert metrics == [f"${{paths.metrics}}/{name}.json"]
-    assert all(out.startswith("${paths.") for out in stage["outs"])
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+    assert all(out.startswith("${paths.") for out in outs)
 
 
 @pytest.mark.parametrize("name", STAGES)

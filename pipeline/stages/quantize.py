@@ -48,12 +48,13 @@ def run(params: Params) -> dict:
                 results[name] = (item_ids, codes, None, [])
                 continue
             vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
+            if method is QuantizeMethod.RQDINO:   # trains on the images, not on these vectors
+                out, history = rqdino_codes(params, vectors[present], np.flatnonzero(present))
+                results[name] = (np.flatnonzero(present), *_numpy(out), history)
+                continue
             x = standardize(vectors[present]) if cfg.standardize else vectors[present]
             learned[name] = (torch.from_numpy(x), np.flatnonzero(present))
-            if method is QuantizeMethod.RQDINO:
-                out, history = rqdino_codes(params, vectors[present], np.flatnonzero(present))
-                results[name] = (learned[name][1], *_numpy(out), history)
-            elif method is not QuantizeMethod.MACREC:
+            if method is not QuantizeMethod.MACREC:
                 generator = torch.Generator().manual_seed(params.seed)
                 fit = quantizers.rqkmeans if method is QuantizeMethod.RQKMEANS else quantizers.rqvae
                 out, history = fit(learned[name][0], cfg, generator, name)

@@ -20,6 +20,7 @@ from pipeline import tables
 from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, SASRecParams
 from pipeline.errors import UserInputError
+from pipeline.core.batching import length_buckets
 from pipeline.core.metrics import ranking_metrics, target_ranks
 from pipeline.features import fingerprint, load_precomputed, resolve_device, write_embeddings
 from pipeline.models.sasrec import SASRec, SASRecConfig
@@ -115,22 +116,6 @@ def run(params: Params) -> dict:
     return metrics
 
 
-def _length_buckets(lengths: torch.Tensor, batch_size: int,
-                    generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled batches of row indices whose rows have similar lengths.
-
-    Rows are shuffled, then sorted by length inside windows of 32 batches, cut into batches,
-    and the batches shuffled: each batch pads only to its own longest row, while every epoch
-    still sees a different random composition.
-    """
-    order = torch.randperm(len(lengths), generator=generator)
-    batches = []
-    for window in order.split(batch_size * 32):
-        window = window[torch.argsort(lengths[window], stable=True)]
-        batches.extend(window.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
 def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASRecParams,
          device: torch.device, params: Params) -> tuple[dict, dict]:
     """Train with early stopping on validation NDCG@10; checkpoint every epoch for resume."""
@@ -151,7 +136,7 @@ def _fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SAS
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         model.train()
         total = 0.0
-        for batch in tqdm(_length_buckets(lengths, cfg.batch_size, generator),
+        for batch in tqdm(length_buckets(lengths, cfg.batch_size, generator),
                           desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", disable=None,
                           leave=False):
             x, y = inputs[batch], targets[batch]

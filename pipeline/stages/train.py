@@ -5,7 +5,9 @@ alignment tasks add one sample per item. Early stopping on the validation HR@10 
 `valid_users` sampled users, decoded exactly as the test is (trie-constrained beam search,
 modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
 the semantic IDs, so the recommender rebuilds without params.yaml), per-epoch curves in
-`<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch.
+`<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch. Under `torchrun
+--nproc_per_node N -m pipeline.stages.train` the stage trains data-parallel (DDP) on N
+processes (GPUs, or gloo processes on the CPU).
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pipeline import tables
+from pipeline import distributed, tables
 from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, Resume, TrainConfig, TrainMethod
+from pipeline.core.metrics import KS_HR, KS_NDCG
 from pipeline.errors import UserInputError
 from pipeline.features import fingerprint, resolve_device
 from pipeline.genrec_data import Samples, history_samples, item_samples, sequential_samples
@@ -35,7 +39,15 @@ from pipeline.seeding import seed_everything
 def run(params: Params) -> dict:
     cfg = params.train
     seed_everything(params.seed)       # model init and dropout draw from torch's global RNG
-    device = resolve_device(cfg.device.value)
+    world = distributed.start(resolve_device(cfg.device.value))
+    try:
+        return _run(params, world)
+    finally:
+        distributed.stop(world)
+
+
+def _run(params: Params, world: distributed.World) -> dict:
+    cfg = params.train
     n_items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS).num_rows
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     codes = read_final_codes(Path(params.paths.codes) / "final", cfg)
@@ -43,20 +55,21 @@ def run(params: Params) -> dict:
     samples = training_samples(catalog, seqs.column("train_items").to_pylist(), cfg.max_history)
     valid = valid_sample(catalog, seqs, cfg, params.seed)
     model_cfg = model_config(cfg, catalog)
-    model = GenRec(model_cfg).to(device)
-    best_state, history, speed = _fit(model, catalog, cfg, samples, valid, params, device)
+    model = GenRec(model_cfg).to(world.device)
+    best_state, history, speed = _fit(model, catalog, cfg, samples, valid, params, world)
     best = max(history, key=lambda h: h["valid/hr_10"])
-    out = Path(params.paths.model) / "model.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": best_state, "config": dataclasses.asdict(model_cfg),
-                "train": _plain(dataclasses.asdict(cfg)), "n_items": n_items,
-                "codes": {m: (ids, c) for m, (ids, c) in codes.items()}}, out.with_suffix(".tmp"))
-    out.with_suffix(".tmp").replace(out)
-    tables.write_json(history, Path(params.paths.plots) / "train" / "epochs.json")
+    if world.main:
+        out = Path(params.paths.model) / "model.pt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": best_state, "config": dataclasses.asdict(model_cfg),
+                    "train": _plain(dataclasses.asdict(cfg)), "n_items": n_items,
+                    "codes": {m: (ids, c) for m, (ids, c) in codes.items()}}, out.with_suffix(".tmp"))
+        out.with_suffix(".tmp").replace(out)
+        tables.write_json(history, Path(params.paths.plots) / "train" / "epochs.json")
     return {**{k: v for k, v in best.items() if k.startswith("valid/")},
             "best_epoch": best["epoch"], "epochs_run": len(history),
             "train/samples": sum(len(s.target) for s in samples.values()),
-            "train/samples_per_s": round(speed, 1),
+            "train/samples_per_s": round(speed, 1), "train/processes": world.size,
             "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -111,17 +124,25 @@ def _plain(obj):
 
 
 def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, Samples],
-         valid: Samples, params: Params, device: torch.device) -> tuple[dict, list[dict], float]:
+         valid: Samples, params: Params, world: distributed.World) -> tuple[dict, list[dict], float]:
     """Train with early stopping on validation HR@10; checkpoint every epoch for resume.
-    Returns (best weights, one record per epoch, training samples/s)."""
+
+    Under torchrun every process builds the same batches and takes its rows of each (see
+    `train_step`); DDP averages the gradients, so a step sees the whole batch as one process
+    would. Validation users are split across processes and the metrics summed. Returns
+    (best weights, one record per epoch, training samples/s of all processes together).
+    """
     per_epoch = sum(-(-len(s.target) // cfg.batch_size) for s in samples.values())
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(per_epoch * cfg.epochs, cfg.warmup_ratio))
     generator = torch.Generator().manual_seed(params.seed)
     forward = torch.compile(model) if cfg.compile else model
+    if world.size > 1:
+        forward = DistributedDataParallel(forward, device_ids=[world.device.index]
+                                          if world.device.type == "cuda" else None)
     ckpt = Path(params.paths.work) / "train" / fingerprint(
-        _plain(dataclasses.asdict(cfg)), params.seed, catalog.vocab.size,
+        _plain(dataclasses.asdict(cfg)), params.seed, catalog.vocab.size, world.size,
         {k: int(s.target.sum()) for k, s in samples.items()}) / "last.pt"
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "history": []}
     stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
@@ -130,38 +151,69 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
     speed = Throughput()
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
-        model.train()
-        sums: dict[str, float] = {}
-        steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, catalog.n_items, generator)
-        bar = tqdm(steps, desc=f"train epoch {state['epoch'] + 1}", unit="batch",
-                   disable=None, leave=False, mininterval=2.0)
-        for step in bar:
-            speed.start()
-            terms = train_step(forward, catalog, cfg, step, samples[step.task.name], generator, device)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            speed.stop(len(step.index))
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(step.index)
-            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", samples_s=f"{speed.rate:.0f}",
-                            refresh=False)
+        sums = _train_epoch(forward, model, catalog, cfg, samples, generator, optimizer,
+                            scheduler, world, speed, state["epoch"] + 1)
         state["epoch"] += 1
-        metrics, _ = evaluate_users(model, catalog, valid, cfg, device, "valid")
-        n = sum(len(s.target) for s in samples.values())
-        record = {"epoch": state["epoch"], **{f"train/{k}": v / n for k, v in sums.items()},
-                  "lr": scheduler.get_last_lr()[0], **metrics}
+        metrics = _validate(model, catalog, valid, cfg, world)
+        record = {"epoch": state["epoch"], **sums, "lr": scheduler.get_last_lr()[0], **metrics}
         state["history"].append(record)
-        print(f"train: epoch {state['epoch']} loss {record['train/loss']:.4f} "
-              f"valid hr@10 {metrics['valid/hr_10']:.4f} ndcg@10 {metrics['valid/ndcg_10']:.4f}")
+        if world.main:
+            print(f"train: epoch {state['epoch']} loss {record['train/loss']:.4f} "
+                  f"valid hr@10 {metrics['valid/hr_10']:.4f} ndcg@10 {metrics['valid/ndcg_10']:.4f}")
         if metrics["valid/hr_10"] > state["best"]:
             state |= {"best": metrics["valid/hr_10"], "best_epoch": state["epoch"],
                       "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        save_progress(ckpt, state, stateful, generator)
-    ckpt.unlink(missing_ok=True)
+        if world.main:
+            save_progress(ckpt, state, stateful, generator)
+        distributed.barrier(world)
+    if world.main:
+        ckpt.unlink(missing_ok=True)
     return state["best_state"], state["history"], speed.rate
+
+
+def _train_epoch(forward, model: GenRec, catalog: Catalog, cfg: TrainConfig,
+                 samples: dict[str, Samples], generator: torch.Generator, optimizer, scheduler,
+                 world: distributed.World, speed: Throughput, epoch: int) -> dict[str, float]:
+    """One pass over the shuffled batches; returns the sample-weighted mean loss terms."""
+    model.train()
+    sums: dict[str, float] = {}
+    steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, catalog.n_items, generator)
+    # A batch with fewer rows than processes would leave one empty: every process skips it.
+    steps = [s for s in steps if len(s.index) >= world.size]
+    bar = tqdm(steps, desc=f"train epoch {epoch}", unit="batch", disable=None if world.main else True,
+               leave=False, mininterval=2.0)
+    for step in bar:
+        speed.start()
+        terms = train_step(forward, catalog, cfg, step, samples[step.task.name], generator,
+                           world.device, world.rank, world.size)
+        optimizer.zero_grad(set_to_none=True)
+        terms.pop("objective").backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        speed.stop(len(step.index))
+        rows = len(step.index[world.rank::world.size])
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value.detach()) * rows
+        bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", samples_s=f"{speed.rate:.0f}",
+                        refresh=False)
+    keys = sorted(sums)
+    totals = distributed.sum_all(world, torch.tensor([sums[k] for k in keys], dtype=torch.float64))
+    n = sum(len(s.index) for s in steps)
+    return {f"train/{k}": float(v) / n for k, v in zip(keys, totals)}
+
+
+def _validate(model: GenRec, catalog: Catalog, valid: Samples, cfg: TrainConfig,
+              world: distributed.World) -> dict[str, float]:
+    """Validation metrics over all sampled users; each process decodes its share."""
+    mine = Samples(valid.history[world.rank::world.size], valid.target[world.rank::world.size])
+    keys = [f"valid/hr_{k}" for k in KS_HR] + [f"valid/ndcg_{k}" for k in KS_NDCG]
+    sums = torch.zeros(len(keys), dtype=torch.float64)
+    if len(mine.target):
+        metrics, _ = evaluate_users(model, catalog, mine, cfg, world.device, "valid")
+        sums = torch.tensor([metrics[k] * len(mine.target) for k in keys], dtype=torch.float64)
+    totals = distributed.sum_all(world, sums)
+    return {k: float(v) / len(valid.target) for k, v in zip(keys, totals)}
 
 
 def main() -> int:

@@ -1,11 +1,14 @@
 """The `train` stage on a tiny shop: every method, the constrained objective, the checkpoint."""
-import copy
 import json
-import shutil
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 from pipeline import tables
 from pipeline.config import params_from_dict
@@ -13,39 +16,10 @@ from pipeline.genrec_data import Task
 from pipeline.genrec_training import target_loss
 from pipeline.models.genrec import GenRec, GenRecConfig
 from pipeline.recommender import build_catalog, evaluate_users, read_final_codes
-from pipeline.stages import (
-    image_features, ingest, quantize, resolve, sasrec, synthetic, text_features, train,
-)
+from pipeline.stages import train
 from pipeline.stages.train import valid_sample
 
-TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def coded_data(real_params, tmp_path_factory):
-    """Tiny shop with text, image and collab semantic IDs (rqkmeans, 3 x 8 codes), built
-    once per module; returns (params mapping, folder holding its data/)."""
-    root = tmp_path_factory.mktemp("coded")
-    raw = copy.deepcopy(real_params)
-    raw["synthetic"].update(n_items=120, n_users=150, min_len=5, max_len=12, image_size=16)
-    raw["sasrec"].update(epochs=2, hidden=16)
-    raw["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
-                                    "collab": "rqkmeans"}, levels=3, codebook_size=8)
-    raw["train"].update(epochs=2, batch_size=64, valid_users=40, beam=10, model=TINY_T5)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        params = params_from_dict(raw)
-        for stage in (synthetic, ingest, text_features, image_features, sasrec, quantize, resolve):
-            stage.run(params)
-    return raw, root
-
-
-@pytest.fixture
-def coded(coded_data, tmp_path, monkeypatch):
-    raw, root = coded_data
-    shutil.copytree(root / "data", tmp_path / "data")
-    monkeypatch.chdir(tmp_path)
-    return copy.deepcopy(raw)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("method", ["mscgrec", "macrec", "tiger"])
@@ -95,7 +69,7 @@ def test_missing_codes_for_the_method_is_a_clear_error(coded):
 
 
 def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch):
-    coded["train"].update(method="tiger", epochs=3, patience=5, model={**TINY_T5, "dropout": 0.1})
+    coded["train"].update(method="tiger", epochs=3, patience=5, model={**coded["train"]["model"], "dropout": 0.1})
     params = params_from_dict(coded)
     train.run(params)
     straight = torch.load("data/model/model.pt", weights_only=False)["model"]
@@ -143,7 +117,7 @@ def test_implicit_alignment_pairs_each_item_with_itself(coded):
     params = params_from_dict(coded)
     catalog = build_catalog(read_final_codes(Path("data/codes/final"), params.train), 120,
                             params.train)
-    model = GenRec(GenRecConfig(catalog.vocab.size, **TINY_T5)).eval()
+    model = GenRec(GenRecConfig(catalog.vocab.size, **coded["train"]["model"])).eval()
     items = torch.tensor([7, 3, 3, 11, 5])
     loss = implicit_alignment(model, catalog, items, 0.1, torch.device("cpu"))
     pooled = []
@@ -155,3 +129,84 @@ def test_implicit_alignment_pairs_each_item_with_itself(coded):
                                          zeros, zeros)).mean(1))
     assert torch.isclose(loss, info_nce(pooled[0], pooled[1], 0.1))
     assert not torch.isclose(loss, info_nce(pooled[0], pooled[1].flip(0), 0.1))
+
+
+def test_two_gloo_processes_train_the_same_model_as_one(coded):
+    """torchrun with 2 CPU processes (DDP over gloo): each takes half of every batch and the
+    averaged gradients equal the whole batch's, so the weights match a 1-process run."""
+    coded["train"].update(method="mscgrec", epochs=2, modality_dropout=0.3)
+    params = params_from_dict(coded)
+    train.run(params)
+    single = torch.load("data/model/model.pt", weights_only=False)["model"]
+    coded["paths"]["model"] = "data/model_ddp"
+    coded["paths"]["metrics"] = "metrics_ddp"
+    Path("params.yaml").write_text(yaml.safe_dump(coded))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "pipeline.stages.train"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads(Path("metrics_ddp/train.json").read_text())
+    assert metrics["train/processes"] == 2 and metrics["epochs_run"] == 2
+    parallel = torch.load("data/model_ddp/model.pt", weights_only=False)["model"]
+    for key in single:
+        torch.testing.assert_close(parallel[key], single[key], atol=2e-4, rtol=1e-3)
+
+
+def test_processes_split_each_batch_and_average_to_the_batch_gradient(coded, monkeypatch):
+    from pipeline import genrec_training
+    from pipeline.genrec_training import Step, train_step
+
+    coded["train"].update(method="mscgrec", modality_dropout=0.3)
+    params = params_from_dict(coded)
+    catalog = build_catalog(read_final_codes(Path("data/codes/final"), params.train), 120,
+                            params.train)
+    seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES)
+    samples = train.training_samples(catalog, seqs.column("train_items").to_pylist(), 20)["mscgrec"]
+    model = GenRec(train.model_config(params.train, catalog))
+    step = Step(catalog.train_tasks[0], torch.arange(37))           # odd: an uneven split
+    seen = []
+    real = genrec_training.encode_history
+    monkeypatch.setattr(genrec_training, "encode_history",
+                        lambda h, *a, **k: seen.append(h) or real(h, *a, **k))
+    grads = []
+    for rank, world in ((0, 1), (0, 2), (1, 2)):
+        model.zero_grad()
+        terms = train_step(model, catalog, params.train, step, samples,
+                           torch.Generator().manual_seed(0), torch.device("cpu"), rank, world)
+        terms["objective"].backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert [len(h) for h in seen] == [37, 19, 18]
+    assert torch.equal(torch.cat(seen[1:]).sort(0).values, seen[0].sort(0).values)
+    for whole, first, second in zip(*grads):
+        torch.testing.assert_close((first + second) / 2, whole, atol=1e-6, rtol=1e-4)
+
+
+def test_a_tiny_model_overfits_a_toy_shop(params_dict, tiny_t5):
+    """16 items whose next item is fixed by the last one: after training, top-1 is always right."""
+    from pipeline.genrec_data import sequential_samples
+    from pipeline.genrec_training import Step, train_step
+    from pipeline.recommender import recommend_batch
+
+    params_dict["train"].update(method="mscgrec", modality_dropout=0.0, model=tiny_t5)
+    cfg = params_from_dict(params_dict).train
+    items = np.arange(16)
+    codes = {"text": (items, np.stack([items // 4, items % 4], 1)),
+             "image": (items, np.stack([items % 4, items // 4], 1)),
+             "collab": (items, np.stack([items // 4, (items + 1) % 4], 1))}
+    catalog = build_catalog(codes, 16, cfg)
+    sequences = [[(5 * u + 3 * t) % 16 for t in range(8)] for u in range(4)]
+    samples = sequential_samples(sequences, 20, 16)
+    torch.manual_seed(0)
+    model = GenRec(train.model_config(cfg, catalog))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    step = Step(catalog.train_tasks[0], torch.arange(len(samples.target)))
+    for _ in range(300):
+        loss = train_step(model, catalog, cfg, step, samples, torch.Generator(), torch.device("cpu"))["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    top, _ = recommend_batch(model, catalog, samples.history, 10, "trie", "mean", 1, torch.device("cpu"))
+    assert float(loss) < 0.05
+    assert torch.equal(top[:, 0], samples.target)

@@ -1,0 +1,59 @@
+"""The `evaluate` stage's report: a markdown table and a bar chart that put the generative
+model beside the popularity and SASRec baselines, on the same test users."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import EvaluateConfig, TrainConfig
+from pipeline.tables import atomic_path
+
+COLUMNS = (("HR@1", "hr_1"), ("HR@5", "hr_5"), ("HR@10", "hr_10"), ("NDCG@5", "ndcg_5"),
+           ("NDCG@10", "ndcg_10"))
+
+
+def write_report(folder: Path, metrics: dict[str, float], train: TrainConfig,
+                 cfg: EvaluateConfig) -> None:
+    """`<folder>/evaluate.md` and `<folder>/evaluate.png` from the stage's metrics."""
+    rows = {f"generative ({train.method.value})": "test", "popularity": "popularity",
+            "SASRec": "sasrec"}
+    lines = [
+        f"# Evaluation on {metrics['users']:,} test users", "",
+        f"Full-catalogue ranking, one held-out item per user. Generative model: "
+        f"`{train.method.value}`, trie-constrained beam {cfg.beam} per decoded modality, "
+        f"`{cfg.fusion.value}` fusion; popularity: item counts in the test histories; SASRec: "
+        f"the `sasrec` stage's model.", "",
+        "| model | " + " | ".join(name for name, _ in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
+    for label, prefix in rows.items():
+        values = " | ".join(f"{metrics[f'{prefix}/{key}']:.4f}" for _, key in COLUMNS)
+        lines.append(f"| {label} | {values} |")
+    lines += ["", f"Invalid outputs (top-{cfg.top_k} slots without a catalogue item): "
+                  f"{metrics['test/invalid_rate']:.4f}. Catalogue coverage of the top-10 lists: "
+                  f"{metrics['test/coverage_10']:.4f}.", "", "![metrics](evaluate.png)", ""]
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "evaluate.md") as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+    _chart(folder / "evaluate.png", metrics, rows)
+
+
+def _chart(path: Path, metrics: dict[str, float], rows: dict[str, str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
+    x = np.arange(len(COLUMNS))
+    width = 0.8 / len(rows)
+    for i, (label, prefix) in enumerate(rows.items()):
+        ax.bar(x + i * width, [metrics[f"{prefix}/{key}"] for _, key in COLUMNS], width,
+               label=label)
+    ax.set_xticks(x + width * (len(rows) - 1) / 2, [name for name, _ in COLUMNS])
+    ax.set_ylabel("test score")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,44 @@
+"""Fixtures of the stage tests: a tiny shop carried through to unique semantic IDs."""
+import copy
+import shutil
+
+import pytest
+
+from pipeline.config import params_from_dict
+from pipeline.stages import (
+    image_features, ingest, quantize, resolve, sasrec, synthetic, text_features,
+)
+
+TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
+
+
+@pytest.fixture
+def tiny_t5() -> dict:
+    return dict(TINY_T5)
+
+
+@pytest.fixture(scope="session")
+def coded_data(real_params, tmp_path_factory):
+    """Tiny shop with text, image and collab semantic IDs (rqkmeans, 3 x 8 codes), built
+    once per session; returns (params mapping, folder holding its data/)."""
+    root = tmp_path_factory.mktemp("coded")
+    raw = copy.deepcopy(real_params)
+    raw["synthetic"].update(n_items=120, n_users=150, min_len=5, max_len=12, image_size=16)
+    raw["sasrec"].update(epochs=2, hidden=16)
+    raw["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
+                                    "collab": "rqkmeans"}, levels=3, codebook_size=8)
+    raw["train"].update(epochs=2, batch_size=64, valid_users=40, beam=10, model=TINY_T5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        params = params_from_dict(raw)
+        for stage in (synthetic, ingest, text_features, image_features, sasrec, quantize, resolve):
+            stage.run(params)
+    return raw, root
+
+
+@pytest.fixture
+def coded(coded_data, tmp_path, monkeypatch):
+    raw, root = coded_data
+    shutil.copytree(root / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    return copy.deepcopy(raw)
