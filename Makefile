@@ -9,11 +9,16 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
+# Prefect's database and settings stay inside the project; its servers bind to 127.0.0.1.
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_API_HOST := 127.0.0.1
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
 # Offline by default: the packaged models need no hub. Run `HF_HUB_OFFLINE=0 make run` to allow
 # downloads of hub models named in params.yaml.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test clean
+.PHONY: setup run test serve mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -26,8 +31,22 @@ $(VENV)/.installed: pyproject.toml
 	! $(PY) -m pip check | grep -v -e '^recbole ' -e '^No broken requirements'
 	touch $@
 
+# The retrain flow: every stage through DVC (only stale ones run), each tracked in MLflow
+# (sqlite:///mlflow.db), the model registered. `dvc repro` alone runs the same stages untracked.
 run: setup
-	dvc repro
+	$(PY) -m flows.retrain
+
+# A local Prefect server (UI at http://127.0.0.1:$(PREFECT_PORT)) serving the cron-scheduled
+# retrain deployment; Ctrl-C stops both.
+serve: setup
+	prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & server=$$!; \
+	trap "kill $$server" EXIT INT TERM; \
+	until $(PY) -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health')" 2>/dev/null; do sleep 1; done; \
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(PY) -m flows.serve
+
+# The MLflow UI over the pipeline's runs: http://127.0.0.1:$(MLFLOW_PORT)
+mlflow-ui: setup
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 test: setup
 	$(PY) -m pytest
