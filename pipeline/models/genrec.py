@@ -66,6 +66,10 @@ class GenRec(nn.Module):
 
     @staticmethod
     def reorder(state: tuple, rows: torch.Tensor) -> tuple:
+        """Gather the decoder self-attention cache along the beams. The cross-attention
+        cache (and the encoder states and mask) stay: beam search only moves beams within a
+        user, and all of a user's rows hold the same encoder states, so gathering them would
+        copy identical values (the largest tensors of the cache)."""
         states, mask, cache = state
-        cache.reorder_cache(rows)
+        cache.self_attention_cache.reorder_cache(rows)
         return states, mask, cache
