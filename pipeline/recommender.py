@@ -93,10 +93,12 @@ def decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, beam
     batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
                            catalog.n_items)
     batch = type(batch)(*(x.to(device) for x in batch))
-    states = model.encode(batch).repeat_interleave(beam, dim=0)
+    encoded = model.encode(batch)
+    states = encoded.repeat_interleave(beam, dim=0)
     mask = batch.mask.repeat_interleave(beam, dim=0)
     trie = catalog.tries[t.target]
-    out = beam_search(model.decode_step, model.reorder, (states, mask, None), len(history),
+    cache = model.cross_cache(encoded, beam)
+    out = beam_search(model.decode_step, model.reorder, (states, mask, cache), len(history),
                       trie, list(catalog.vocab.offsets[t.target]), beam, normalize=normalize)
     items = catalog.item_of_row[t.target].to(device)[out.items.clamp(min=0)]
     return torch.where(out.items >= 0, items, -1), out.scores

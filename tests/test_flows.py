@@ -97,3 +97,18 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tmp_pa
     out = model.predict(pd.DataFrame({"history": [[1, 2, 3], [5]]}), params={"k": 5})
     assert [len(items) for items in out["items"]] == [5, 5]
     assert all(0 <= i < 120 for items in out["items"] for i in items)
+
+
+def test_overrides_are_validated_before_params_yaml_changes(real_params, tmp_path):
+    from flows.retrain import apply_overrides
+    from pipeline.config import ConfigError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(real_params, sort_keys=False))
+    before = path.read_text()
+    with pytest.raises(ConfigError, match="train.lrr"):
+        apply_overrides(path, {"train.lrr": 0.1})
+    assert path.read_text() == before
+    apply_overrides(path, {"train.lr": 0.0005, "dataset.source": "movielens100k"})
+    changed = yaml.safe_load(path.read_text())
+    assert changed["train"]["lr"] == 0.0005 and changed["dataset"]["source"] == "movielens100k"

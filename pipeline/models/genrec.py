@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from pipeline.genrec_data import EOS, PAD, Batch
 
@@ -56,9 +57,24 @@ class GenRec(nn.Module):
                       decoder_input_ids=decoder_input, use_cache=False)
         return out.logits, states
 
+    def cross_cache(self, states: torch.Tensor, beam: int) -> EncoderDecoderCache:
+        """A decoder cache whose cross-attention keys and values are already filled: projected
+        once per user from `states` (B, S, D), then repeated for the `beam` rows of each user
+        (HF would project the B * beam repeated states)."""
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        b, s, _ = states.shape
+        for i, block in enumerate(self.t5.decoder.block):
+            attn = block.layer[1].EncDecAttention
+            shape = (b, s, attn.n_heads, attn.key_value_proj_dim)
+            keys = attn.k(states).view(shape).transpose(1, 2).repeat_interleave(beam, dim=0)
+            values = attn.v(states).view(shape).transpose(1, 2).repeat_interleave(beam, dim=0)
+            cache.cross_attention_cache.update(keys, values, i)
+            cache.is_updated[i] = True
+        return cache
+
     def decode_step(self, tokens: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """One KV-cached decoder step: tokens (R,) -> logits (R, V); state = (encoder states
-        (R, S, D), encoder mask (R, S), cache or None)."""
+        (R, S, D), encoder mask (R, S), cache: None or one from `cross_cache`)."""
         states, mask, cache = state
         out = self.t5(encoder_outputs=(states,), attention_mask=mask,
                       decoder_input_ids=tokens[:, None], past_key_values=cache, use_cache=True)
