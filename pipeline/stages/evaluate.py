@@ -37,7 +37,8 @@ def run(params: Params) -> dict:
     loaded = load_model(Path(params.paths.model) / "model.pt", device)
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     rows = _users(len(seqs), cfg.users, params.seed)
-    histories = [seqs.column("test_history")[int(r)].as_py() for r in rows]
+    all_histories = seqs.column("test_history").to_pylist()
+    histories = [all_histories[r] for r in rows]
     targets = seqs.column("test_item").to_numpy()[rows]
     users = seqs.column("user_id").to_numpy()[rows]
     top, scores = decode_users(loaded, histories, targets, cfg.beam, cfg.fusion.value, cfg.top_k,
@@ -45,8 +46,7 @@ def run(params: Params) -> dict:
     n_items = loaded.catalog.n_items
     metrics = ranking_metrics(topk_ranks(top[:, :10], torch.from_numpy(targets)), "test")
     metrics |= output_checks(top, n_items)
-    metrics |= popularity_metrics(seqs.column("test_history").to_pylist(), histories, targets,
-                                  n_items)
+    metrics |= popularity_metrics(all_histories, histories, targets, n_items)
     metrics |= _sasrec(params, histories, targets, device)
     metrics["users"] = len(rows)
     _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets, top,
