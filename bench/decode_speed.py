@@ -1,7 +1,7 @@
 """Constrained beam-search decoding speed: this pipeline's decoder vs HF `generate` with a
 trie `prefix_allowed_tokens_fn`, on the same trained model, users and beam, in one run.
 
-    python bench/decode_speed.py [--users 256] [--beam 20] [--batch 64]
+    python bench/decode_speed.py [--users 512] [--beam 20] [--batch 64]
         [--out bench/results/decode_speed.json]
 
 Reads the trained model (`<paths.model>/model.pt`) and the test histories under params.yaml's
@@ -47,7 +47,7 @@ def timed(fn, batches) -> tuple[float, torch.Tensor]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=256)
+    parser.add_argument("--users", type=int, default=512)
     parser.add_argument("--beam", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "decode_speed.json"))

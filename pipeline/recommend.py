@@ -24,7 +24,7 @@ from pipeline.errors import UserInputError
 from pipeline.features import resolve_device
 from pipeline.genrec_data import history_samples
 from pipeline.models.genrec import GenRec, GenRecConfig
-from pipeline.recommender import Catalog, build_catalog, normalization, recommend_batch
+from pipeline.recommender import Catalog, build_catalog, normalization, recommend_users
 
 
 class Recommendation(NamedTuple):
@@ -98,7 +98,7 @@ class Recommender:
         ids = [self.item_ids(h, original_ids) for h in histories]
         cat, cfg = self.loaded.catalog, self.loaded.cfg
         samples = history_samples(ids, [0] * len(ids), cfg.max_history, cat.n_items)
-        top, scores = recommend_batch(self.loaded.model, cat, samples.history, self.beam,
+        top, scores = recommend_users(self.loaded.model, cat, samples.history, self.beam,
                                       normalization(cfg), self.fusion.value, k, self.device)
         return [[Recommendation(int(i), self.original_ids[i], self.titles[i], float(s))
                  for i, s in zip(row.tolist(), row_scores.tolist()) if i >= 0]

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline import tables
 from pipeline.config import TrainConfig, TrainMethod
@@ -85,21 +86,43 @@ def has_codes(catalog: Catalog, modality: str, items: torch.Tensor) -> torch.Ten
     return (catalog.tables[modality][items] != 0).all(dim=1)
 
 
+ENCODE_CHUNK = 16   # users per encoder call when decoding: similar history lengths, little padding
+
+
+def encode_by_length(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder states (B, S, D) and mask (B, S) of histories (B, H) for task `t`, computed in
+    chunks of users with similar history lengths so that each chunk carries little padding
+    (the encoder costs what its padded batch costs). The prompt is the last token and real
+    tokens never see the padding, so each row equals what one padded batch would give."""
+    length = (history != catalog.n_items).sum(dim=1)
+    order = torch.argsort(length, stable=True)
+    chunks = []
+    for rows in order.split(ENCODE_CHUNK):
+        batch = encode_history(history[rows], t, catalog.tables, catalog.vocab.prompts[t.name],
+                               catalog.n_items)
+        batch = type(batch)(*(x.to(device) for x in batch))
+        chunks.append((rows, model.encode_for_decoding(batch), batch.mask))
+    width = max(states.shape[1] for _, states, _ in chunks)
+    states = torch.zeros(len(history), width, chunks[0][1].shape[2], device=device)
+    mask = torch.zeros(len(history), width, dtype=torch.bool, device=device)
+    for rows, chunk_states, chunk_mask in chunks:           # right-aligned: padding is on the left
+        rows = rows.to(device)
+        states[rows, width - chunk_states.shape[1]:] = chunk_states
+        mask[rows, width - chunk_mask.shape[1]:] = chunk_mask
+    return states, mask
+
+
 @torch.no_grad()
 def decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, beam: int,
            normalize: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-`beam` (item ids (B, W), log-probabilities (B, W)) of task `t` for histories
     (B, H); -1 / -inf where fewer than W items exist."""
-    batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
-                           catalog.n_items)
-    batch = type(batch)(*(x.to(device) for x in batch))
-    encoded = model.encode(batch)
-    states = encoded.repeat_interleave(beam, dim=0)
-    mask = batch.mask.repeat_interleave(beam, dim=0)
+    states, mask = encode_by_length(model, catalog, history, t, device)
     trie = catalog.tries[t.target]
-    cache = model.cross_cache(encoded, beam)
-    out = beam_search(model.decode_step, model.reorder, (states, mask, cache), len(history),
-                      trie, list(catalog.vocab.offsets[t.target]), beam, normalize=normalize)
+    out = beam_search(model.decode_step, model.reorder, model.start_decoding(states, mask),
+                      len(history), trie, list(catalog.vocab.offsets[t.target]), beam,
+                      normalize=normalize)
     items = catalog.item_of_row[t.target].to(device)[out.items.clamp(min=0)]
     return torch.where(out.items >= 0, items, -1), out.scores
 
@@ -145,16 +168,29 @@ def normalization(cfg: TrainConfig) -> str:
 
 
 @torch.no_grad()
+def recommend_users(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
+                    normalize: str, fusion: str, k: int, device: torch.device,
+                    batch_size: int = 128, progress: str | None = None):
+    """Fused top-k (items (U, k), scores (U, k)) on the CPU of histories (U, H), decoded in
+    batches of `batch_size` users with the model in eval mode; -1 / -inf fill the lists
+    past the catalogue's end. `progress` names a progress bar (none when None)."""
+    model.eval()
+    tops, scores = [], []
+    for start in tqdm(range(0, len(history), batch_size), desc=progress, unit="batch",
+                      disable=None if progress else True, leave=False):
+        top, score = recommend_batch(model, catalog, history[start:start + batch_size], beam,
+                                     normalize, fusion, k, device)
+        missing = k - top.shape[1]              # a catalogue smaller than k
+        tops.append(torch.nn.functional.pad(top.cpu(), (0, missing), value=-1))
+        scores.append(torch.nn.functional.pad(score.cpu(), (0, missing), value=-torch.inf))
+    return torch.cat(tops), torch.cat(scores)
+
+
 def evaluate_users(model: GenRec, catalog: Catalog, samples: Samples, cfg: TrainConfig,
                    device: torch.device, prefix: str, batch_size: int = 128):
     """HR@{1,5,10}, NDCG@{5,10} of fused top-10 lists, and the (U, 10) lists themselves."""
-    model.eval()
-    tops = []
-    for start in range(0, len(samples.target), batch_size):
-        top, _ = recommend_batch(model, catalog, samples.history[start:start + batch_size],
-                                 cfg.beam, normalization(cfg), cfg.fusion.value, 10, device)
-        tops.append(top.cpu())
-    top = torch.cat(tops)
+    top, _ = recommend_users(model, catalog, samples.history, cfg.beam, normalization(cfg),
+                             cfg.fusion.value, 10, device, batch_size)
     return ranking_metrics(topk_ranks(top, samples.target), prefix), top
 
 

@@ -16,6 +16,7 @@ for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     os.environ[key] = value
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
 INSTRUMENTS = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"
 
 
@@ -23,6 +24,13 @@ INSTRUMENTS = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"
 def real_params() -> dict:
     with (ROOT / "params.yaml").open() as fh:
         return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5() -> dict:
+    """The `train.model` section of the tests: a one-layer T5 (a copy per session; do not
+    mutate it)."""
+    return dict(TINY_T5)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,8 @@ def test_deployment_is_registered_with_its_cron_schedule(prefect_api):
 
 
 @pytest.mark.slow
-def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tmp_path, monkeypatch):
+def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t5, tmp_path,
+                                                monkeypatch):
     import mlflow
 
     from flows.retrain import STAGES, retrain
@@ -61,7 +61,7 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tmp_pa
     params_dict["sasrec"].update(epochs=2, hidden=16)
     params_dict["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
                                             "collab": "rqkmeans"}, levels=3, codebook_size=8)
-    params_dict["train"].update(epochs=1, batch_size=64, valid_users=40, beam=10, model=TINY_T5)
+    params_dict["train"].update(epochs=1, batch_size=64, valid_users=40, beam=10, model=tiny_t5)
     params_dict["evaluate"].update(beam=10, users=50)
     (repo / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

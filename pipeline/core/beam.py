@@ -27,7 +27,8 @@ def level_log_probs(logits: torch.Tensor, offset: int, allowed: torch.Tensor,
     constrained sequence learning trains)."""
     k = allowed.shape[1]
     if normalize == "full":
-        scores = torch.log_softmax(logits.float(), dim=-1)[:, offset:offset + k]
+        logits = logits.float()
+        scores = logits[:, offset:offset + k] - torch.logsumexp(logits, dim=-1, keepdim=True)
         return scores.masked_fill(~allowed, -torch.inf)
     masked = logits[:, offset:offset + k].float().masked_fill(~allowed, -torch.inf)
     return torch.log_softmax(masked, dim=-1).nan_to_num(nan=-torch.inf)
@@ -40,27 +41,31 @@ def beam_search(step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
                 normalize: str = "full") -> BeamOutput:
     """Top-`beam` items per user by constrained beam search over the trie's levels.
 
-    `state` must already hold `beam` copies of every user (rows b * beam .. b * beam + W - 1);
+    `state` holds one row per user: the first step scores the root once per user, and the
+    first `reorder` expands the rows to `beam` per user (rows b * beam .. b * beam + W - 1);
     `offsets[l]` is the vocabulary id of code 0 of level l.
     """
     device = trie.item_nodes.device
-    w = beam
-    scores = torch.full((batch, w), -torch.inf, device=device)
-    scores[:, 0] = 0.0                       # one live beam at the root
-    nodes = torch.zeros(batch * w, dtype=torch.long, device=device)
-    tokens = torch.full((batch * w,), start_token, dtype=torch.long, device=device)
-    base = (torch.arange(batch, device=device) * w)[:, None]
+    scores = torch.zeros(batch, 1, device=device)            # one live beam at the root
+    nodes = torch.zeros(batch, dtype=torch.long, device=device)
+    tokens = torch.full((batch,), start_token, dtype=torch.long, device=device)
     for level, k in enumerate(trie.sizes):
+        w = scores.shape[1]
         logits, state = step(tokens, state)
-        allowed = trie.allowed[level][nodes]                                 # (B*W, K)
+        allowed = trie.allowed[level][nodes]                                 # (B*w, K)
         cand = scores.reshape(-1, 1) + level_log_probs(logits, offsets[level], allowed, normalize)
-        scores, flat = cand.reshape(batch, w * k).topk(w, dim=1)             # (B, W)
+        cand = cand.reshape(batch, w * k)
+        if w * k < beam:                 # fewer candidates than beams: pad with dead ones
+            cand = torch.nn.functional.pad(cand, (0, beam - w * k), value=-torch.inf)
+        scores, flat = cand.topk(beam, dim=1)                                # (B, W)
+        alive = scores > -torch.inf
+        flat = torch.where(alive, flat, torch.zeros_like(flat))
         parent, code = flat // k, flat % k
-        rows = (base + parent).reshape(-1)
+        rows = ((torch.arange(batch, device=device) * w)[:, None] + parent).reshape(-1)
         nodes = trie.child[level][nodes[rows], code.reshape(-1)]
-        nodes = torch.where(scores.reshape(-1) > -torch.inf, nodes, torch.zeros_like(nodes))
+        nodes = torch.where(alive.reshape(-1), nodes, torch.zeros_like(nodes))
         tokens = code.reshape(-1) + offsets[level]
         if level + 1 < len(trie.sizes):
             state = reorder(state, rows)
-    items = torch.where(scores > -torch.inf, nodes.reshape(batch, w), -1)
+    items = torch.where(scores > -torch.inf, nodes.reshape(batch, beam), -1)
     return BeamOutput(items, scores)

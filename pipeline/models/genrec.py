@@ -4,11 +4,11 @@ each history token) added to the encoder's input embeddings."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
-from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from pipeline.genrec_data import EOS, PAD, Batch
 
@@ -27,6 +27,12 @@ class GenRecConfig:
     max_slots: int = 0      # > 0: learned embedding of each token's slot inside its item
 
 
+class DecoderState(NamedTuple):
+    cross: tuple           # per layer (keys (B, H, d, S), values (B, H, S, d)), contiguous
+    cross_bias: torch.Tensor   # (B, 1, 1, S) 0 for encoder tokens, dtype min for padding
+    self_kv: tuple         # per layer (keys, values), each (B * W, H, t, d); () before step 1
+
+
 class GenRec(nn.Module):
     def __init__(self, cfg: GenRecConfig) -> None:
         super().__init__()
@@ -39,14 +45,41 @@ class GenRec(nn.Module):
         self.item_pos = nn.Embedding(cfg.max_items + 1, cfg.d_model) if cfg.max_items else None
         self.slot = nn.Embedding(cfg.max_slots + 1, cfg.d_model) if cfg.max_slots else None
 
-    def encode(self, batch: Batch) -> torch.Tensor:
-        """(B, S) inputs -> (B, S, d_model) encoder states."""
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """(B, S) inputs -> (B, S, d_model) encoder input embeddings."""
         embeds = self.t5.shared(batch.tokens)
         if self.item_pos is not None:
             embeds = embeds + self.item_pos(batch.item_pos.clamp(max=self.cfg.max_items))
         if self.slot is not None:
             embeds = embeds + self.slot(batch.slot.clamp(max=self.cfg.max_slots))
-        return self.t5.encoder(inputs_embeds=embeds, attention_mask=batch.mask).last_hidden_state
+        return embeds
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        """(B, S) inputs -> (B, S, d_model) encoder states, through HF's T5 encoder."""
+        return self.t5.encoder(inputs_embeds=self.embed(batch),
+                               attention_mask=batch.mask).last_hidden_state
+
+    def encode_for_decoding(self, batch: Batch) -> torch.Tensor:
+        """What `encode` returns in eval mode (no dropout), computed from the HF module's
+        weights: HF rebuilds the (B, H, S, S) position-bias-plus-mask tensor in every layer;
+        here it is built once per batch."""
+        encoder = self.t5.encoder
+        x = self.embed(batch)
+        b, s, _ = x.shape
+        first = encoder.block[0].layer[0].SelfAttention
+        bias = first.compute_bias(s, s).to(x.dtype)                          # (1, H, S, S)
+        bias = bias.masked_fill(~batch.mask.bool()[:, None, None, :], torch.finfo(x.dtype).min)
+        for block in encoder.block:
+            layer = block.layer[0]
+            sa = layer.SelfAttention
+            h = layer.layer_norm(x)
+            q, k, v = (proj(h).view(b, s, sa.n_heads, sa.key_value_proj_dim).transpose(1, 2)
+                       for proj in (sa.q, sa.k, sa.v))
+            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+            x = x + sa.o(out.transpose(1, 2).reshape(b, s, -1))
+            ff = block.layer[1]
+            x = x + ff.DenseReluDense(ff.layer_norm(x))
+        return encoder.final_layer_norm(x)
 
     def forward(self, batch: Batch, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (B, L, V) of the target tokens `labels` (B, L), and the
@@ -57,35 +90,69 @@ class GenRec(nn.Module):
                       decoder_input_ids=decoder_input, use_cache=False)
         return out.logits, states
 
-    def cross_cache(self, states: torch.Tensor, beam: int) -> EncoderDecoderCache:
-        """A decoder cache whose cross-attention keys and values are already filled: projected
-        once per user from `states` (B, S, D), then repeated for the `beam` rows of each user
-        (HF would project the B * beam repeated states)."""
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    def start_decoding(self, states: torch.Tensor, mask: torch.Tensor) -> DecoderState:
+        """Decoder state of one row per user from encoder states (B, S, D) and mask (B, S):
+        every layer's cross-attention keys and values projected once per user (never
+        repeated per beam), and an empty self-attention cache."""
         b, s, _ = states.shape
-        for i, block in enumerate(self.t5.decoder.block):
+        cross = []
+        for block in self.t5.decoder.block:
             attn = block.layer[1].EncDecAttention
             shape = (b, s, attn.n_heads, attn.key_value_proj_dim)
-            keys = attn.k(states).view(shape).transpose(1, 2).repeat_interleave(beam, dim=0)
-            values = attn.v(states).view(shape).transpose(1, 2).repeat_interleave(beam, dim=0)
-            cache.cross_attention_cache.update(keys, values, i)
-            cache.is_updated[i] = True
-        return cache
+            keys = attn.k(states).view(shape).permute(0, 2, 3, 1).contiguous()    # (B, H, d, S)
+            cross.append((keys, attn.v(states).view(shape).transpose(1, 2).contiguous()))
+        bias = torch.zeros(b, 1, 1, s, dtype=states.dtype, device=states.device)
+        bias = bias.masked_fill(~mask.bool()[:, None, None, :], torch.finfo(states.dtype).min)
+        return DecoderState(tuple(cross), bias, ())
 
-    def decode_step(self, tokens: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """One KV-cached decoder step: tokens (R,) -> logits (R, V); state = (encoder states
-        (R, S, D), encoder mask (R, S), cache: None or one from `cross_cache`)."""
-        states, mask, cache = state
-        out = self.t5(encoder_outputs=(states,), attention_mask=mask,
-                      decoder_input_ids=tokens[:, None], past_key_values=cache, use_cache=True)
-        return out.logits[:, -1], (states, mask, out.past_key_values)
+    def decode_step(self, tokens: torch.Tensor, state: DecoderState
+                    ) -> tuple[torch.Tensor, DecoderState]:
+        """One KV-cached step of T5's decoder (eval mode: no dropout), computed from the HF
+        module's weights: tokens (B * W,) -> logits (B * W, V), W rows (beams) per user.
+
+        HF's own step attends each of the W beams of a user to its own copy of the user's
+        encoder keys and values; here the W queries of a user share one copy, a (B, H, W, S)
+        attention, which is where beam search spends its time."""
+        decoder = self.t5.decoder
+        rows = len(tokens)
+        w = rows // state.cross_bias.shape[0]
+        t = state.self_kv[0][0].shape[2] if state.self_kv else 0
+        x = decoder.embed_tokens(tokens)                                     # (R, D)
+        first = decoder.block[0].layer[0].SelfAttention
+        bias = first.compute_bias(1, t + 1, past_seen_tokens=t)              # (1, H, 1, t+1)
+        past = []
+        for block, (ck, cv), kv in zip(decoder.block, state.cross,
+                                       state.self_kv or (None,) * len(decoder.block)):
+            sa, layer = block.layer[0].SelfAttention, block.layer[0]
+            h = layer.layer_norm(x)
+            q, k, v = (proj(h).view(rows, sa.n_heads, 1, sa.key_value_proj_dim)
+                       for proj in (sa.q, sa.k, sa.v))
+            if kv is not None:
+                k, v = torch.cat([kv[0], k], dim=2), torch.cat([kv[1], v], dim=2)
+            past.append((k, v))
+            x = x + sa.o(_attend(q, k.transpose(2, 3), v, bias).reshape(rows, -1))
+            ca, layer = block.layer[1].EncDecAttention, block.layer[1]
+            q = ca.q(layer.layer_norm(x)).view(rows // w, w, ca.n_heads, ca.key_value_proj_dim)
+            out = _attend(q.transpose(1, 2), ck, cv, state.cross_bias)          # (B, H, W, d)
+            x = x + ca.o(out.transpose(1, 2).reshape(rows, -1))
+            ff = block.layer[2]
+            x = x + ff.DenseReluDense(ff.layer_norm(x))
+        x = decoder.final_layer_norm(x)
+        if self.t5.config.scale_decoder_outputs:
+            x = x * self.cfg.d_model ** -0.5
+        return self.t5.lm_head(x), state._replace(self_kv=tuple(past))
 
     @staticmethod
-    def reorder(state: tuple, rows: torch.Tensor) -> tuple:
-        """Gather the decoder self-attention cache along the beams. The cross-attention
-        cache (and the encoder states and mask) stay: beam search only moves beams within a
-        user, and all of a user's rows hold the same encoder states, so gathering them would
-        copy identical values (the largest tensors of the cache)."""
-        states, mask, cache = state
-        cache.self_attention_cache.reorder_cache(rows)
-        return states, mask, cache
+    def reorder(state: DecoderState, rows: torch.Tensor) -> DecoderState:
+        """Gather the self-attention cache rows (B * W,) along the beams (the first call
+        expands one row per user to W). The cross-attention keys and values stay: beam
+        search only moves beams within a user."""
+        return state._replace(self_kv=tuple((k[rows], v[rows]) for k, v in state.self_kv))
+
+
+def _attend(q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor,
+            bias: torch.Tensor) -> torch.Tensor:
+    """Softmax(q k^T + bias) v, with k^T given as `keys_t` (..., d, S), without scaling as T5
+    does (its init folds the 1/sqrt(d))."""
+    weights = torch.softmax((q @ keys_t + bias).float(), dim=-1).type_as(q)
+    return weights @ v

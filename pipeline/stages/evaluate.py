@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from tqdm import tqdm
 
 from pipeline import tables
 from pipeline.config import Params
@@ -25,8 +24,8 @@ from pipeline.core.metrics import ranking_metrics, target_ranks
 from pipeline.features import resolve_device
 from pipeline.genrec_data import history_samples
 from pipeline.models.sasrec import SASRec, SASRecConfig
-from pipeline.recommend import Loaded, load_model
-from pipeline.recommender import normalization, recommend_batch, topk_ranks
+from pipeline.recommend import load_model
+from pipeline.recommender import normalization, recommend_users, topk_ranks
 from pipeline.reports import write_report
 from pipeline.runner import stage_main
 from pipeline.stages.sasrec import evaluate as sasrec_metrics
@@ -41,8 +40,11 @@ def run(params: Params) -> dict:
     histories = [all_histories[r] for r in rows]
     targets = seqs.column("test_item").to_numpy()[rows]
     users = seqs.column("user_id").to_numpy()[rows]
-    top, scores = decode_users(loaded, histories, targets, cfg.beam, cfg.fusion.value, cfg.top_k,
-                               cfg.batch_size, device)
+    samples = history_samples(histories, targets.tolist(), loaded.cfg.max_history,
+                              loaded.catalog.n_items)
+    top, scores = recommend_users(loaded.model, loaded.catalog, samples.history, cfg.beam,
+                                  normalization(loaded.cfg), cfg.fusion.value, cfg.top_k, device,
+                                  cfg.batch_size, progress="evaluate")
     n_items = loaded.catalog.n_items
     metrics = ranking_metrics(topk_ranks(top[:, :10], torch.from_numpy(targets)), "test")
     metrics |= output_checks(top, n_items)
@@ -59,22 +61,6 @@ def _users(n: int, sample: int, seed: int) -> np.ndarray:
     if sample == 0 or sample >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).permutation(n)[:sample])
-
-
-def decode_users(loaded: Loaded, histories: list[list[int]], targets: np.ndarray, beam: int,
-                 fusion: str, k: int, batch_size: int, device: torch.device):
-    """Fused top-k (items (U, k), scores (U, k)) of every history, in batches."""
-    cat, cfg = loaded.catalog, loaded.cfg
-    samples = history_samples(histories, targets.tolist(), cfg.max_history, cat.n_items)
-    tops, scores = [], []
-    for start in tqdm(range(0, len(targets), batch_size), desc="evaluate", unit="batch",
-                      disable=None, leave=False):
-        top, score = recommend_batch(loaded.model, cat, samples.history[start:start + batch_size],
-                                     beam, normalization(cfg), fusion, k, device)
-        missing = k - top.shape[1]              # a catalogue smaller than k
-        tops.append(torch.nn.functional.pad(top.cpu(), (0, missing), value=-1))
-        scores.append(torch.nn.functional.pad(score.cpu(), (0, missing), value=-torch.inf))
-    return torch.cat(tops), torch.cat(scores)
 
 
 def output_checks(top: torch.Tensor, n_items: int) -> dict[str, float]:

@@ -9,16 +9,8 @@ from pipeline.stages import (
     image_features, ingest, quantize, resolve, sasrec, synthetic, text_features,
 )
 
-TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
-
-
-@pytest.fixture
-def tiny_t5() -> dict:
-    return dict(TINY_T5)
-
-
 @pytest.fixture(scope="session")
-def coded_data(real_params, tmp_path_factory):
+def coded_data(real_params, tiny_t5, tmp_path_factory):
     """Tiny shop with text, image and collab semantic IDs (rqkmeans, 3 x 8 codes), built
     once per session; returns (params mapping, folder holding its data/)."""
     root = tmp_path_factory.mktemp("coded")
@@ -27,7 +19,7 @@ def coded_data(real_params, tmp_path_factory):
     raw["sasrec"].update(epochs=2, hidden=16)
     raw["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
                                     "collab": "rqkmeans"}, levels=3, codebook_size=8)
-    raw["train"].update(epochs=2, batch_size=64, valid_users=40, beam=10, model=TINY_T5)
+    raw["train"].update(epochs=2, batch_size=64, valid_users=40, beam=10, model=tiny_t5)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         params = params_from_dict(raw)

@@ -3,7 +3,6 @@ import gzip
 import json
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 

@@ -11,8 +11,6 @@ from pipeline.models.genrec import GenRec
 from pipeline.recommender import build_catalog, decode
 from pipeline.stages.train import model_config
 
-TINY = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
-
 
 def _unique_codes(rng, n, levels, k):
     combos = np.stack(np.meshgrid(*[np.arange(k)] * levels, indexing="ij"), -1).reshape(-1, levels)
@@ -20,8 +18,9 @@ def _unique_codes(rng, n, levels, k):
 
 
 @pytest.mark.parametrize("method", ["mscgrec", "tiger"])
-def test_fast_beam_equals_hf_generate_with_prefix_allowed_tokens(real_params, method):
-    raw = {**real_params, "train": {**real_params["train"], "method": method, "model": TINY}}
+def test_fast_beam_equals_hf_generate_with_prefix_allowed_tokens(real_params, tiny_t5, method):
+    two_layers = {**tiny_t5, "layers": 2, "decoder_layers": 2}
+    raw = {**real_params, "train": {**real_params["train"], "method": method, "model": two_layers}}
     cfg = params_from_dict(raw).train
     rng = np.random.default_rng(0)
     items = np.arange(60)

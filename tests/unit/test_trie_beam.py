@@ -76,7 +76,7 @@ def test_beam_at_catalogue_size_equals_exact_ranking(normalize):
     offsets, vocab, users, beam = [2, 5, 8], 11, 4, len(CODES)
     model = ToyModel(users, vocab, 3)
     trie = build_trie(CODES, (3, 3, 3))
-    state = (torch.arange(users).repeat_interleave(beam), 0)
+    state = (torch.arange(users), 0)
     out = beam_search(model.step, model.reorder, state, users, trie, offsets, beam,
                       normalize=normalize)
     for user in range(users):
@@ -89,7 +89,7 @@ def test_beam_at_catalogue_size_equals_exact_ranking(normalize):
 def test_small_beams_return_only_real_items_and_pad_past_the_end():
     model = ToyModel(2, 11, 3, seed=3)
     trie = build_trie(CODES[:2], (3, 3, 3))            # two items only
-    out = beam_search(model.step, model.reorder, (torch.arange(2).repeat_interleave(4), 0), 2,
+    out = beam_search(model.step, model.reorder, (torch.arange(2), 0), 2,
                       trie, [2, 5, 8], 4)
     assert set(out.items[:, :2].flatten().tolist()) == {0, 1}
     assert (out.items[:, 2:] == -1).all() and torch.isinf(out.scores[:, 2:]).all()
