@@ -12,7 +12,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -44,28 +47,52 @@ def apply_overrides(params_path: Path, overrides: dict[str, object]) -> None:
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def _dvc(args: list[str], repo: Path) -> str:
-    done = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
-    if done.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done.stdout
+class StageRun(NamedTuple):
+    ran: bool              # False: DVC found the stage up to date
+    seconds: float         # wall time of `dvc repro` for the stage
+    peak_rss_mb: float     # the largest resident set of DVC and the stage process it started
+
+
+def _dvc(args: list[str], repo: Path) -> tuple[str, float, float]:
+    """(stdout, seconds, peak RSS in MiB) of one dvc command; raises with its output if it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(["dvc", *args], cwd=repo, stdout=out, stderr=err,
+                                env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        # wait4 reports the peak of the process and of every descendant it waited for
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    return stdout, seconds, usage.ru_maxrss / 1024      # Linux reports KiB
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, repo: Path) -> bool:
-    """Run one stage through DVC; returns whether it actually ran (False: up to date)."""
-    out = _dvc(["repro", "--single-item", stage], repo)
+def run_stage(stage: str, repo: Path) -> StageRun:
+    """Run one stage through DVC, with its wall time and peak memory."""
+    out, seconds, peak = _dvc(["repro", "--single-item", stage], repo)
     get_run_logger().info(out[-2000:])
-    return f"Running stage '{stage}'" in out
+    return StageRun(f"Running stage '{stage}'" in out, seconds, peak)
 
 
 @task(task_run_name="mlflow-{stage}")
-def track_stage(stage: str, repo: Path, tracking_uri: str, parent_id: str) -> str:
+def track_stage(stage: str, repo: Path, tracking_uri: str, parent_id: str, cost: StageRun) -> str:
+    """The stage's nested MLflow run; `cost/seconds` and `cost/peak_rss_mb` only when it ran
+    (an up-to-date stage costs DVC's check alone), tag `dvc.ran` either way."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    return tracking.log_stage(mlflow, parent_id, repo, stage)
+    run_id = tracking.log_stage(mlflow, parent_id, repo, stage)
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, "dvc.ran", str(cost.ran).lower())
+    if cost.ran:
+        client.log_metric(run_id, "cost/seconds", round(cost.seconds, 1))
+        client.log_metric(run_id, "cost/peak_rss_mb", round(cost.peak_rss_mb, 1))
+    return run_id
 
 
 @task
@@ -80,14 +107,19 @@ def register_recommender(repo: Path, tracking_uri: str, parent_id: str) -> str:
 
 
 @task
-def summarize(repo: Path) -> dict[str, float]:
+def summarize(repo: Path, costs: dict[str, StageRun]) -> dict[str, float]:
+    """The test metrics, and a markdown artifact with them and every stage's cost."""
     paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
     metrics_file = repo / paths["metrics"] / "evaluate.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     summary = {k: metrics[k] for k in SUMMARY if k in metrics}
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in summary.items())
-    create_markdown_artifact(f"| metric | value |\n|---|---|\n{rows}\n", key="retrain-summary",
-                             description="test metrics of this retrain")
+    stages = "\n".join(f"| {stage} | {'ran' if c.ran else 'up to date'} | {c.seconds:.1f} | "
+                       f"{c.peak_rss_mb:.0f} |" for stage, c in costs.items())
+    create_markdown_artifact(
+        f"| metric | value |\n|---|---|\n{rows}\n\n"
+        f"| stage | DVC | seconds | peak RSS MiB |\n|---|---|---|---|\n{stages}\n",
+        key="retrain-summary", description="test metrics and stage costs of this retrain")
     return summary
 
 
@@ -109,13 +141,14 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
     with mlflow.start_run(run_name=f"retrain-{raw['dataset']['source']}") as parent:
         mlflow.set_tags({"git_commit": tracking.git_commit(root),
                          "dataset.source": str(raw["dataset"]["source"])})
+        costs = {}
         for stage in STAGES:
             options = {"retries": 2, "retry_delay_seconds": 30} if stage in OUTSIDE else {}
-            run_stage.with_options(**options)(stage, root)
-            track_stage(stage, root, uri, parent.info.run_id)
+            costs[stage] = run_stage.with_options(**options)(stage, root)
+            track_stage(stage, root, uri, parent.info.run_id, costs[stage])
         if register_model:
             register_recommender(root, uri, parent.info.run_id)
-        summary = summarize(root)
+        summary = summarize(root, costs)
         mlflow.log_metrics(summary)
     print(f"retrain: {summary}")
     return summary

@@ -88,6 +88,9 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
     assert train.data.params["train.method"] == "mscgrec" and "valid/hr_10" in train.data.metrics
     assert len(client.get_metric_history(train.info.run_id, "curve/train/loss")) == 1
     assert train.data.tags["dvc.stage_hash"] and train.data.tags["dataset.source"] == "synthetic"
+    assert all(r.data.tags["dvc.ran"] == "true" for r in children)             # a fresh repo
+    assert train.data.metrics["cost/seconds"] > 0
+    assert train.data.metrics["cost/peak_rss_mb"] > 100          # DVC and torch alone exceed it
     evaluate = next(r for r in children if r.info.run_name == "evaluate")
     artifacts = {a.path for a in client.list_artifacts(evaluate.info.run_id)}
     assert {"evaluate.json", "evaluate.md", "evaluate.png"} <= artifacts
