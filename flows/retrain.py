@@ -4,10 +4,12 @@ dvc.lock; there is no second cache), then reports the stage to MLflow as a neste
 flow's parent run. Stages that read the outside world retry.
 
     python -m flows.retrain                       # one run now, in this process
+    python -m flows.retrain --feature-shards 8 --dask tcp://scheduler:8786
     python -m flows.serve                         # the cron-scheduled deployment (flows/serve.py)
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -27,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("synthetic", "ingest", "text_features", "image_features", "sasrec", "quantize",
           "resolve", "train", "evaluate")
 OUTSIDE = {"ingest", "text_features", "image_features"}   # read files, hubs, image URLs
+SHARDABLE = ("text_features", "image_features")
 SUMMARY = ("test/hr_10", "test/ndcg_10", "sasrec/hr_10", "popularity/hr_10",
            "test/invalid_rate", "test/coverage_10")
 
@@ -79,6 +82,22 @@ def run_stage(stage: str, repo: Path) -> StageRun:
     return StageRun(f"Running stage '{stage}'" in out, seconds, peak)
 
 
+def _stale(stage: str, repo: Path) -> bool:
+    return json.loads(_dvc(["status", "--json", stage], repo)[0] or "{}") != {}
+
+
+@task(task_run_name="{stage}-shard-{index}")
+def extract_shard(stage: str, index: int, count: int, repo: Path) -> None:
+    """Encode shard `index` of `count` of a feature stage into its work folder, in a process
+    of whichever worker runs this task (the repository must be at the same path there, on a
+    shared filesystem); the stage's own DVC run then assembles the shards."""
+    done = subprocess.run([sys.executable, "-m", f"pipeline.stages.{stage}", "--shard",
+                           f"{index + 1}/{count}"], cwd=repo, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{stage} shard {index + 1}/{count} failed:\n{done.stderr[-4000:]}")
+    get_run_logger().info(done.stdout[-2000:])
+
+
 @task(task_run_name="mlflow-{stage}")
 def track_stage(stage: str, repo: Path, tracking_uri: str, parent_id: str, cost: StageRun) -> str:
     """The stage's nested MLflow run; `cost/seconds` and `cost/peak_rss_mb` only when it ran
@@ -125,10 +144,16 @@ def summarize(repo: Path, costs: dict[str, StageRun]) -> dict[str, float]:
 
 @flow(name="retrain", log_prints=True)
 def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
-            tracking_uri: str = "", register_model: bool = True) -> dict[str, float]:
+            tracking_uri: str = "", register_model: bool = True,
+            feature_shards: int = 1) -> dict[str, float]:
     """Run the pipeline (params overrides first, e.g. {"dataset.source": "movielens100k"}),
     track every stage in MLflow (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
-    sqlite:///<repo>/mlflow.db) and register the model. Returns the test summary."""
+    sqlite:///<repo>/mlflow.db) and register the model. Returns the test summary.
+
+    `feature_shards` > 1 splits a stale feature stage into that many `extract_shard` tasks,
+    run in parallel by the flow's task runner (threads of this process by default; a
+    `prefect_dask.DaskTaskRunner` spreads them over a Dask cluster's machines) before the
+    stage's DVC run assembles them."""
     import mlflow
 
     root = Path(repo)
@@ -144,6 +169,12 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
         costs = {}
         for stage in STAGES:
             options = {"retries": 2, "retry_delay_seconds": 30} if stage in OUTSIDE else {}
+            if stage in SHARDABLE and feature_shards > 1 and _stale(stage, root):
+                shards = [extract_shard.with_options(**options).submit(stage, i, feature_shards,
+                                                                       root)
+                          for i in range(feature_shards)]
+                for shard in shards:
+                    shard.result()                      # raises if a shard failed
             costs[stage] = run_stage.with_options(**options)(stage, root)
             track_stage(stage, root, uri, parent.info.run_id, costs[stage])
         if register_model:
@@ -154,6 +185,22 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One retrain now, in this process.")
+    parser.add_argument("--feature-shards", type=int, default=1,
+                        help="split stale feature stages into N parallel tasks (default 1)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the tasks on this Dask scheduler (tcp://host:8786; needs "
+                             "`pip install -e .[dask]`) instead of this process's threads")
+    args = parser.parse_args(argv)
+    flow_ = retrain
+    if args.dask:
+        from prefect_dask import DaskTaskRunner
+
+        flow_ = retrain.with_options(task_runner=DaskTaskRunner(address=args.dask))
+    flow_(feature_shards=args.feature_shards)
+    return 0
+
+
 if __name__ == "__main__":
-    retrain()
-    sys.exit(0)
+    sys.exit(main())

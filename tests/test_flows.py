@@ -45,6 +45,10 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
                                                 monkeypatch):
     import mlflow
 
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import TaskRunSort
+    from prefect_dask import DaskTaskRunner
+
     from flows.retrain import STAGES, retrain
 
     repo = tmp_path / "repo"
@@ -71,11 +75,23 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
         subprocess.run(cmd, cwd=repo, check=True)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
-    summary = retrain(repo=str(repo), tracking_uri=uri,
-                      overrides={"evaluate.top_k": 10})
+    # Feature stages in 2 shards each, as Prefect tasks on a local Dask cluster (in-process
+    # workers, no dashboard); a user points the same runner at a real scheduler.
+    dask = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1,
+                                          "processes": False, "dashboard_address": None})
+    summary = retrain.with_options(task_runner=dask)(
+        repo=str(repo), tracking_uri=uri, overrides={"evaluate.top_k": 10}, feature_shards=2)
     assert 0 <= summary["test/hr_10"] <= 1 and summary["test/invalid_rate"] == 0
     status = subprocess.run(["dvc", "status"], cwd=repo, capture_output=True, text=True)
     assert "up to date" in status.stdout                            # dvc.lock holds every stage
+
+    async def task_names():
+        async with get_client() as prefect:
+            runs = await prefect.read_task_runs(limit=200, sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+            return {t.name for t in runs}
+
+    shards = {f"{stage}-shard-{i}" for stage in ("text_features", "image_features") for i in (0, 1)}
+    assert shards <= asyncio.run(task_names())
 
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("mmgenrec")

@@ -15,8 +15,8 @@ from pipeline import tables
 from pipeline.config import Params
 from pipeline.encoders import image as image_encoders
 from pipeline.features import (
-    coverage_metrics, extract_resumable, fingerprint, load_precomputed, resolve_device,
-    resolve_dtype, write_embeddings,
+    Extraction, coverage_metrics, extract_resumable, fingerprint, load_precomputed,
+    resolve_device, resolve_dtype, shard_argument, shard_main, write_embeddings,
 )
 from pipeline.images import image_path
 from pipeline.runner import stage_main
@@ -30,26 +30,34 @@ def run(params: Params) -> dict:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
                                            items.column("original_id").to_pylist())
     else:
-        device = resolve_device(cfg.device.value)
-        encoder = image_encoders.build(cfg.encoder.value, cfg.model, cfg.pretrained,
-                                       cfg.revision, device, resolve_dtype(cfg.dtype.value, device))
-        cache = Path(params.paths.image_cache)
-        found = [image_path(ref, st, cache) for ref, st in zip(
-            items.column("image_ref").to_pylist(), items.column("image_status").to_pylist())]
-        status = [st for _, st in found]
-        todo = [str(path) for path, st in found if st == "ok"]
-        work = Path(params.paths.work) / "image_features" / fingerprint(
-            dataclasses.asdict(cfg), todo, [_stamp(p) for p in todo])
-        vectors = np.full((len(status), encoder.dim), np.nan, dtype=np.float32)
+        job, status = extraction(params, items)
+        vectors = np.full((len(status), job.dim), np.nan, dtype=np.float32)
         rows = np.flatnonzero(np.array(status) == "ok")
-        vectors[rows] = extract_resumable(todo, lambda paths: _encode(encoder, paths),
-                                          encoder.dim, work, cfg.batch_size, "image_features")
+        vectors[rows] = extract_resumable(*job)
         # A file that passed ingest's header check can still fail to decode: it comes back NaN.
         for row in rows[np.isnan(vectors[rows]).any(axis=1)]:
             status[row] = "unreadable"
     seconds = time.perf_counter() - start
     write_embeddings(Path(params.paths.features) / "image.parquet", vectors, status)
     return coverage_metrics(status, vectors.shape[1], seconds)
+
+
+def extraction(params: Params, items) -> tuple[Extraction, list[str]]:
+    """The items' image files that are present, the encoder, the work folder named by config
+    + files (paths, sizes, modification times); and every item's image status."""
+    cfg = params.image_features
+    device = resolve_device(cfg.device.value)
+    encoder = image_encoders.build(cfg.encoder.value, cfg.model, cfg.pretrained,
+                                   cfg.revision, device, resolve_dtype(cfg.dtype.value, device))
+    cache = Path(params.paths.image_cache)
+    found = [image_path(ref, st, cache) for ref, st in zip(
+        items.column("image_ref").to_pylist(), items.column("image_status").to_pylist())]
+    status = [st for _, st in found]
+    todo = [str(path) for path, st in found if st == "ok"]
+    work = Path(params.paths.work) / "image_features" / fingerprint(
+        dataclasses.asdict(cfg), todo, [_stamp(p) for p in todo])
+    return Extraction(todo, lambda paths: _encode(encoder, paths), encoder.dim, work,
+                      cfg.batch_size, "image_features"), status
 
 
 def _encode(encoder: image_encoders.ImageEncoder, paths) -> np.ndarray:
@@ -73,7 +81,17 @@ def _stamp(path: str) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def main() -> int:
+def _shard_plan(params: Params) -> Extraction | None:
+    if params.image_features.precomputed is not None:
+        return None
+    items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
+    return extraction(params, items)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    shard = shard_argument(argv)
+    if shard is not None:
+        return shard_main("image_features", _shard_plan, shard)
     return stage_main("image_features", run)
 
 

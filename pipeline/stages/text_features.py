@@ -13,8 +13,8 @@ from pipeline import tables
 from pipeline.config import Params
 from pipeline.encoders.text import TextEncoder
 from pipeline.features import (
-    coverage_metrics, extract_resumable, fingerprint, load_precomputed, resolve_device,
-    resolve_dtype, write_embeddings,
+    Extraction, coverage_metrics, extract_resumable, fingerprint, load_precomputed,
+    resolve_device, resolve_dtype, shard_argument, shard_main, write_embeddings,
 )
 from pipeline.runner import stage_main
 
@@ -28,23 +28,38 @@ def run(params: Params) -> dict:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
                                            items.column("original_id").to_pylist())
     else:
-        device = resolve_device(cfg.device.value)
-        encoder = TextEncoder(cfg.model, cfg.revision, cfg.pooling.value, cfg.normalize,
-                              cfg.max_length, device, resolve_dtype(cfg.dtype.value, device))
+        job = extraction(params, texts)
         present = np.array([bool(t) for t in texts])
-        todo = [t for t in texts if t]
-        work = Path(params.paths.work) / "text_features" / fingerprint(
-            dataclasses.asdict(cfg), todo)
-        vectors = np.full((len(texts), encoder.dim), np.nan, dtype=np.float32)
-        vectors[present] = extract_resumable(todo, encoder, encoder.dim, work, cfg.batch_size,
-                                             "text_features")
+        vectors = np.full((len(texts), job.dim), np.nan, dtype=np.float32)
+        vectors[present] = extract_resumable(*job)
         status = ["ok" if p else "empty_text" for p in present]
     seconds = time.perf_counter() - start
     write_embeddings(Path(params.paths.features) / "text.parquet", vectors, status)
     return coverage_metrics(status, vectors.shape[1], seconds)
 
 
-def main() -> int:
+def extraction(params: Params, texts: list[str]) -> Extraction:
+    """The non-empty texts, the encoder, and the work folder named by config + texts."""
+    cfg = params.text_features
+    device = resolve_device(cfg.device.value)
+    encoder = TextEncoder(cfg.model, cfg.revision, cfg.pooling.value, cfg.normalize,
+                          cfg.max_length, device, resolve_dtype(cfg.dtype.value, device))
+    todo = [t for t in texts if t]
+    work = Path(params.paths.work) / "text_features" / fingerprint(dataclasses.asdict(cfg), todo)
+    return Extraction(todo, encoder, encoder.dim, work, cfg.batch_size, "text_features")
+
+
+def _shard_plan(params: Params) -> Extraction | None:
+    if params.text_features.precomputed is not None:
+        return None
+    items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
+    return extraction(params, items.column("text").to_pylist())
+
+
+def main(argv: list[str] | None = None) -> int:
+    shard = shard_argument(argv)
+    if shard is not None:
+        return shard_main("text_features", _shard_plan, shard)
     return stage_main("text_features", run)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from pipeline import features, tables
@@ -128,6 +129,47 @@ def test_extraction_resumes_without_recomputing(tmp_path):
     assert out[:, 0].tolist() == inputs
     assert calls[0] == [32, 33]              # the two finished chunks were not recomputed
     assert not (tmp_path / "w").exists()
+
+
+def test_shards_write_their_own_chunks_and_the_whole_run_only_assembles(tmp_path):
+    calls = []
+
+    def encode(batch):
+        calls.append(list(batch))
+        return np.array([[float(x), 1.0] for x in batch], dtype=np.float32)
+
+    inputs = list(range(100))                         # 7 chunks of 16
+    features.encode_chunks(inputs, encode, 2, tmp_path / "w", 2, "t", features.Shard(1, 3))
+    assert sorted(p.name for p in (tmp_path / "w").glob("chunk_*")) == [
+        "chunk_000001.npy", "chunk_000004.npy"]
+    for index in (0, 2):
+        features.encode_chunks(inputs, encode, 2, tmp_path / "w", 2, "t",
+                               features.Shard(index, 3))
+    calls.clear()
+    out = extract_resumable(inputs, encode, 2, tmp_path / "w", batch_size=2, desc="t")
+    assert out[:, 0].tolist() == inputs and calls == []
+    assert not (tmp_path / "w").exists()
+
+
+def test_text_stage_from_two_shard_workers_equals_one_run(shop, capsys):
+    shop["text_features"]["batch_size"] = 4            # chunks of 32 texts
+    Path("params.yaml").write_text(yaml.safe_dump(shop))
+    params = params_from_dict(shop)
+    chunks = -(-text_features.run(params)["covered"] // 32)
+    assert chunks >= 3
+    whole, _ = read_embeddings(Path("data/features/text.parquet"))
+    assert text_features.main(["--shard", "2/2"]) == 0
+    assert text_features.main(["--shard", "1/2"]) == 0
+    work = next(Path(params.paths.work, "text_features").iterdir())
+    assert len(list(work.glob("chunk_*.npy"))) == chunks
+    Path("data/features/text.parquet").unlink()
+    text_features.run(params)
+    sharded, _ = read_embeddings(Path("data/features/text.parquet"))
+    np.testing.assert_array_equal(sharded, whole)
+    assert not work.exists()
+    with pytest.raises(SystemExit):
+        text_features.main(["--shard", "3/2"])
+    assert "i must be between 1 and N" in capsys.readouterr().err
 
 
 def test_precomputed_embeddings_align_by_id(tmp_path):
