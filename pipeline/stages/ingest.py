@@ -149,9 +149,12 @@ def _write_sequences(out: Path, df: pl.DataFrame, max_history: int) -> None:
 
 
 def _write_codes(out: Path, raw: RawDataset, item_order: list[str]) -> dict:
-    """Imported semantic IDs, one table per modality, for the items that survived filtering."""
+    """Imported semantic IDs, one table per modality, for the items that survived filtering,
+    and `codes/index.json` naming them (empty for sources without codes). The index keeps the
+    folder non-empty: DVC does not restore an empty folder when it checks `ingest` out (as
+    `dvc exp run` does), and `quantize` depends on this one."""
     (out / "codes").mkdir()
-    metrics = {}
+    metrics, index = {}, {}
     for modality, codes in sorted(raw.codes.items()):
         present = [(i, codes[orig]) for i, orig in enumerate(item_order) if orig in codes]
         if not present:
@@ -160,6 +163,8 @@ def _write_codes(out: Path, raw: RawDataset, item_order: list[str]) -> dict:
                            np.array([c for _, c in present], dtype=np.int64))
         metrics[f"codes/{modality}_items"] = len(present)
         metrics[f"codes/{modality}_missing"] = len(item_order) - len(present)
+        index[modality] = {"items": len(present), "levels": len(present[0][1])}
+    tables.write_json({"modalities": index}, out / "codes" / "index.json")
     return metrics
 
 

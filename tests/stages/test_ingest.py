@@ -131,6 +131,8 @@ def test_missing_and_corrupt_images_keep_the_item(params_dict, tmp_path):
                       "C": ("missing", "raw/gone.png"),
                       "D": ("remote", "https://example.invalid/d.jpg"), "E": ("absent", None)}
     assert metrics["final/items"] == 5
+    index = json.loads((tmp_path / "data/ingest/codes/index.json").read_text())
+    assert index == {"modalities": {}}          # no imported codes, but the folder is not empty
 
 
 def test_prepared_shared_instruments_counts(params_dict, instruments_dir):
@@ -140,6 +142,8 @@ def test_prepared_shared_instruments_counts(params_dict, instruments_dir):
         17_112, 6_250, 136_226)
     codes = tables.read_table("data/ingest/codes/text.parquet", tables.codes_schema(4))
     assert codes.num_rows == 6_250
+    index = json.loads(Path("data/ingest/codes/index.json").read_text())
+    assert index["modalities"]["text"] == {"items": 6_250, "levels": 4}
     seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES)
     assert seqs.num_rows == 17_112
     assert max(len(h) for h in seqs.column("test_history").to_pylist()) == 20
