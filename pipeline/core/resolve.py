@@ -104,9 +104,10 @@ def sinkhorn(codes: np.ndarray, last_dists: np.ndarray | None, size: int,
     """Balanced last-level assignment for each colliding prefix group.
 
     Items that share their first L-1 levels and collide are re-assigned among the last-level
-    codewords not used by the rest of the prefix group: an entropic optimal-transport plan
-    (Sinkhorn-Knopp, uniform marginals) on the distances, rounded greedily to a one-to-one
-    assignment. Groups larger than the free codes fall back to `append` for everything.
+    codewords not used by the rest of the prefix group: an entropic optimal-transport plan on
+    the distances (every item placed, every codeword taken at most once), rounded greedily to
+    a one-to-one assignment. Groups larger than the free codes fall back to `append` for
+    everything.
     """
     codes = codes.astype(np.int64).copy()
     n = len(codes)
@@ -128,16 +129,29 @@ def sinkhorn(codes: np.ndarray, last_dists: np.ndarray | None, size: int,
 
 
 def _sinkhorn_plan(cost: np.ndarray, iterations: int, epsilon: float) -> np.ndarray:
-    """(g, f) transport plan with row sums 1/g and column sums 1/f (g <= f)."""
+    """(g, f) entropic transport plan (g <= f): each row (item) sends mass 1, each column (free
+    codeword) receives at most 1, so an item keeps its near codewords unless another item
+    needs them more.
+
+    Sinkhorn-Knopp in the log domain, with the column constraint an inequality (its scaling
+    is capped at 1). The log domain matters: distances spread over many standard deviations
+    of epsilon underflow the kernel exp(-cost / eps) (in float32, to exact zeros), and the
+    rounding of the plain scalings then picked codewords whatever their distance.
+    """
+    cost = cost.astype(np.float64)    # quantize saves float32 distances
     scale = cost.std() if cost.std() > 0 else 1.0
-    kernel = np.exp(-(cost - cost.min()) / (epsilon * scale))
-    kernel = np.maximum(kernel, 1e-300)
-    rows, cols = np.full(cost.shape[0], 1 / cost.shape[0]), np.full(cost.shape[1], 1 / cost.shape[1])
-    u = np.ones(cost.shape[0])
+    log_kernel = -(cost - cost.min()) / (epsilon * scale)
+    log_u, log_v = np.zeros(cost.shape[0]), np.zeros(cost.shape[1])
     for _ in range(iterations):
-        v = cols / (kernel.T @ u)
-        u = rows / (kernel @ v)
-    return u[:, None] * kernel * v[None, :]
+        log_v = np.minimum(0.0, -_logsumexp(log_kernel.T + log_u[None, :]))
+        log_u = -_logsumexp(log_kernel + log_v[None, :])
+    return np.exp(log_u[:, None] + log_kernel + log_v[None, :])
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x), axis=1)) without overflow or underflow."""
+    top = x.max(axis=1)
+    return top + np.log(np.exp(x - top[:, None]).sum(axis=1))
 
 
 def _greedy_round(plan: np.ndarray) -> np.ndarray:

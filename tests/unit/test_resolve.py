@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.resolve import append, collision_groups, collision_rate, reassign, sinkhorn
+from pipeline.core.resolve import (
+    _sinkhorn_plan, append, collision_groups, collision_rate, reassign, sinkhorn,
+)
 
 
 def _unique(codes):
@@ -81,3 +83,21 @@ def test_every_strategy_ends_unique_and_deterministic(rows, seed):
         colliding = {int(i) for g in collision_groups(codes) for i in g}
         for i in set(range(len(codes))) - colliding:
             assert out.codes[i].tolist() == codes[i].tolist()
+
+
+def test_sinkhorn_keeps_near_codewords_when_the_kernel_underflows():
+    # Two items nearest to codeword 176, float32 distances (as quantize saves them) spread
+    # over ~100 eps * std: the kernel underflowed to zeros and the plain Sinkhorn-Knopp
+    # plan sent the items to far codewords (3 and 16).
+    rng = np.random.default_rng(0)
+    cost = 0.09 + 0.03 * rng.random((2, 256))
+    cost[0, [176, 106]] = 0.0850, 0.0855     # item 0 has a near second choice ...
+    cost[1, [176, 228]] = 0.0884, 0.0899     # ... item 1's is further away
+    cost = cost.astype(np.float32)
+    plan = _sinkhorn_plan(cost, iterations=50, epsilon=0.05)
+    assert np.isfinite(plan).all()
+    np.testing.assert_allclose(plan.sum(axis=1), 1.0, rtol=1e-9)
+    assert (plan.sum(axis=0) <= 1.0 + 1e-6).all()
+    codes = np.zeros((2, 2), dtype=int)
+    out = sinkhorn(codes, cost, size=256)
+    assert out.codes[:, 1].tolist() == [106, 176]
