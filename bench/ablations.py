@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import params_from_dict  # noqa: E402
 from pipeline.seeding import seed_everything  # noqa: E402
-from pipeline.stages import evaluate, quantize, resolve, train  # noqa: E402
+from pipeline.stages import quantize, resolve  # noqa: E402
+from stage_runs import train_and_evaluate  # noqa: E402
 
 TEXT_IMAGE = ["seqrec", "seqimage"]
 ROWS = (  # id, what the row shows, dotted params.yaml keys changed
@@ -127,16 +128,7 @@ def run_row(raw: dict, row_id: str, overrides: dict, work: Path) -> dict:
     row = with_overrides(raw, overrides)
     row["paths"].update(codes=str(codes), **{k: str(folder / k) for k in (
         "model", "evaluate", "reports", "work", "metrics", "plots")})
-    params = params_from_dict(row)
-    seed_everything(params.seed)
-    start = time.perf_counter()
-    trained = train.run(params)
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    tested = evaluate.run(params)
-    return {"overrides": overrides, "codes": code_summary, "train": trained, "test": tested,
-            "train_minutes": round(train_s / 60, 1),
-            "evaluate_seconds": round(time.perf_counter() - start, 1)}
+    return {"overrides": overrides, "codes": code_summary, **train_and_evaluate(row)}
 
 
 def markdown(results: dict) -> str:

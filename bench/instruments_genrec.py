@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import params_from_dict  # noqa: E402
 from pipeline.seeding import seed_everything  # noqa: E402
-from pipeline.stages import evaluate, ingest, quantize, resolve, sasrec, train  # noqa: E402
+from pipeline.stages import ingest, quantize, resolve, sasrec  # noqa: E402
+from stage_runs import train_and_evaluate  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"
 PAPER = {  # MACRec paper, Table 2, Instruments (as quoted in the dataset's README)
@@ -86,16 +87,7 @@ def run_one(raw: dict, name: str, epochs: int, work: Path) -> dict:
         raw["train"][key] = yaml.safe_load(value)
     folder = work / "runs" / name.replace(":", "_").replace("=", "-")
     raw["paths"].update({k: str(folder / k) for k in PER_RUN})
-    params = params_from_dict(raw)
-    seed_everything(params.seed)
-    start = time.perf_counter()
-    trained = train.run(params)
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    tested = evaluate.run(params)
-    return {"train": trained, "test": tested, "train_minutes": round(train_s / 60, 1),
-            "evaluate_seconds": round(time.perf_counter() - start, 1),
-            "train_params": raw["train"]}
+    return {**train_and_evaluate(raw), "train_params": raw["train"]}
 
 
 def main() -> int:
