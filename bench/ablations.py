@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import params_from_dict  # noqa: E402
+from pipeline.config import params_from_dict, with_overrides  # noqa: E402
 from pipeline.seeding import seed_everything  # noqa: E402
 from pipeline.stages import quantize, resolve  # noqa: E402
 from stage_runs import train_and_evaluate  # noqa: E402
@@ -65,20 +65,6 @@ ROWS = (  # id, what the row shows, dotted params.yaml keys changed
 )
 NEEDED = ("ingest/sequences.parquet", "features/text.parquet", "features/image.parquet",
           "features/collab.parquet", "sasrec/model.pt")
-
-
-def with_overrides(raw: dict, overrides: dict) -> dict:
-    """A deep copy of `raw` with the dotted keys set."""
-    raw = json.loads(json.dumps(raw))
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        if leaf not in node:
-            raise KeyError(f"{dotted}: no such key in params.yaml")
-        node[leaf] = value
-    return raw
 
 
 def _section(overrides: dict, section: str) -> dict:
@@ -123,7 +109,7 @@ def codes_for(raw: dict, overrides: dict, work: Path) -> tuple[Path, dict]:
 
 
 def run_row(raw: dict, row_id: str, overrides: dict, work: Path) -> dict:
-    codes, code_summary = codes_for(raw, overrides, work.resolve())
+    codes, code_summary = codes_for(raw, overrides, work)
     folder = work / "rows" / row_id
     row = with_overrides(raw, overrides)
     row["paths"].update(codes=str(codes), **{k: str(folder / k) for k in (
@@ -186,7 +172,7 @@ def main() -> int:
     if missing:
         print(f"missing pipeline outputs {missing}: run `make run` first", file=sys.stderr)
         return 2
-    for row_id in wanted:   # a bad key or value stops here, before hours of training
+    for row_id in wanted:   # a misspelt key or bad value stops here, before hours of training
         params_from_dict(with_overrides(raw, table[row_id][1]))
     if args.epochs is not None:
         raw["train"]["epochs"] = args.epochs

@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import params_from_dict  # noqa: E402
+from pipeline.config import params_from_dict, with_overrides  # noqa: E402
 from pipeline.seeding import seed_everything  # noqa: E402
 from pipeline.stages import ingest, quantize, resolve, sasrec  # noqa: E402
 from stage_runs import train_and_evaluate  # noqa: E402
@@ -45,7 +45,6 @@ PAPER = {  # MACRec paper, Table 2, Instruments (as quoted in the dataset's READ
     "MACRec": (0.0819, 0.1110, 0.1363, 0.0965, 0.1046),
 }
 KEYS = ("hr_1", "hr_5", "hr_10", "ndcg_5", "ndcg_10")
-SHARED = ("synthetic", "ingest", "features", "sasrec", "codes", "image_cache")
 PER_RUN = ("model", "evaluate", "reports", "work", "metrics", "plots")
 
 
@@ -80,13 +79,13 @@ def prepare(raw: dict, work: Path) -> dict:
 
 def run_one(raw: dict, name: str, epochs: int, work: Path) -> dict:
     method, *overrides = name.split(":")
-    raw = json.loads(json.dumps(raw))
-    raw["train"].update(method=method, epochs=epochs)
+    folder = work / "runs" / name.replace(":", "_").replace("=", "-")
+    keys = {"train.method": method, "train.epochs": epochs,
+            **{f"paths.{k}": str(folder / k) for k in PER_RUN}}
     for item in overrides:
         key, _, value = item.partition("=")
-        raw["train"][key] = yaml.safe_load(value)
-    folder = work / "runs" / name.replace(":", "_").replace("=", "-")
-    raw["paths"].update({k: str(folder / k) for k in PER_RUN})
+        keys[f"train.{key}"] = yaml.safe_load(value)
+    raw = with_overrides(raw, keys)
     return {**train_and_evaluate(raw), "train_params": raw["train"]}
 
 

@@ -37,15 +37,9 @@ SUMMARY = ("test/hr_10", "test/ndcg_10", "sasrec/hr_10", "popularity/hr_10",
 def apply_overrides(params_path: Path, overrides: dict[str, object]) -> None:
     """Set dotted keys (`train.lr`, `dataset.source`) in params.yaml, as `dvc exp run -S` does;
     the result is validated before it is written, so a typo changes nothing."""
-    from pipeline.config import params_from_dict
+    from pipeline.config import params_from_dict, with_overrides
 
-    raw = yaml.safe_load(params_path.read_text())
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    raw = with_overrides(yaml.safe_load(params_path.read_text()), overrides)
     params_from_dict(raw)
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 

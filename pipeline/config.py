@@ -6,6 +6,7 @@ dataclass below; `load_params` refuses unknown keys, missing keys and wrong type
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import enum
@@ -436,6 +437,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def params_from_dict(raw: object) -> Params:
     """Validate an already-parsed params mapping (what tests shrink) into `Params`."""
     return _build(Params, raw, "")
+
+
+def with_overrides(raw: dict, overrides: Mapping[str, object]) -> dict:
+    """A deep copy of the params mapping `raw` with dotted keys (`train.lr`) set, as
+    `dvc exp run -S` does. Not validated: pass the result to `params_from_dict`, which names
+    a misspelt key."""
+    raw = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return raw
 
 
 def section_from_dict(cls: type, raw: object, where: str):

@@ -3,7 +3,9 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import ConfigError, MissingMetadata, Source, TextField, params_from_dict
+from pipeline.config import (
+    ConfigError, MissingMetadata, Source, TextField, params_from_dict, with_overrides,
+)
 
 
 def test_real_params_load(real_params):
@@ -89,3 +91,12 @@ def test_section_must_be_mapping(real_params):
     raw["ingest"] = [1, 2]
     with pytest.raises(ConfigError, match=r"'ingest' must be a mapping"):
         params_from_dict(raw)
+
+
+def test_with_overrides_sets_dotted_keys_on_a_copy(real_params):
+    raw = with_overrides(real_params, {"train.lr": 0.0005, "quantize.methods.image": "rqdino"})
+    assert raw["train"]["lr"] == 0.0005 and raw["quantize"]["methods"]["image"] == "rqdino"
+    assert real_params["quantize"]["methods"]["image"] != "rqdino"    # input untouched
+    assert params_from_dict(raw).quantize.methods["image"].value == "rqdino"
+    with pytest.raises(ConfigError, match="train.lrr"):
+        params_from_dict(with_overrides(real_params, {"train.lrr": 0.1}))
