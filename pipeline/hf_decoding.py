@@ -32,7 +32,7 @@ def hf_decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, b
     batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
                            catalog.n_items)
     batch = type(batch)(*(x.to(device) for x in batch))
-    states = model.encode(batch)
+    states = model.hf_encode(batch)
     levels = catalog.tables[t.target].shape[1]
 
     def allowed_tokens(_: int, prefix: torch.Tensor) -> list[int]:

@@ -102,7 +102,7 @@ def encode_by_length(model: GenRec, catalog: Catalog, history: torch.Tensor, t: 
         batch = encode_history(history[rows], t, catalog.tables, catalog.vocab.prompts[t.name],
                                catalog.n_items)
         batch = type(batch)(*(x.to(device) for x in batch))
-        chunks.append((rows, model.encode_for_decoding(batch), batch.mask))
+        chunks.append((rows, model.encode(batch), batch.mask))
     width = max(states.shape[1] for _, states, _ in chunks)
     states = torch.zeros(len(history), width, chunks[0][1].shape[2], device=device)
     mask = torch.zeros(len(history), width, dtype=torch.bool, device=device)

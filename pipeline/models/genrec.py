@@ -54,17 +54,21 @@ class GenRec(nn.Module):
             embeds = embeds + self.slot(batch.slot.clamp(max=self.cfg.max_slots))
         return embeds
 
-    def encode(self, batch: Batch) -> torch.Tensor:
-        """(B, S) inputs -> (B, S, d_model) encoder states, through HF's T5 encoder."""
+    def hf_encode(self, batch: Batch) -> torch.Tensor:
+        """(B, S) inputs -> (B, S, d_model) states through HF's T5 encoder module: the
+        reference that `encode` is tested against (and the HF decoding path's encoder)."""
         return self.t5.encoder(inputs_embeds=self.embed(batch),
                                attention_mask=batch.mask).last_hidden_state
 
-    def encode_for_decoding(self, batch: Batch) -> torch.Tensor:
-        """What `encode` returns in eval mode (no dropout), computed from the HF module's
-        weights: HF rebuilds the (B, H, S, S) position-bias-plus-mask tensor in every layer;
-        here it is built once per batch."""
+    def encode(self, batch: Batch) -> torch.Tensor:
+        """(B, S) inputs -> (B, S, d_model) encoder states: what `hf_encode` computes, with the
+        same dropout sites when training, from the HF module's weights. HF rebuilds and copies
+        the (B, H, S, S) position-bias-plus-mask tensor in every layer; here it is built once
+        per batch, and on the CPU the dropout masks come from `_dropout` (torch's CPU
+        Bernoulli draws cost more than the encoder's matrix products at this model size)."""
         encoder = self.t5.encoder
-        x = self.embed(batch)
+        p = encoder.dropout.p if self.training else 0.0
+        x = _dropout(self.embed(batch), p)
         b, s, _ = x.shape
         first = encoder.block[0].layer[0].SelfAttention
         bias = first.compute_bias(s, s).to(x.dtype)                          # (1, H, S, S)
@@ -75,11 +79,18 @@ class GenRec(nn.Module):
             h = layer.layer_norm(x)
             q, k, v = (proj(h).view(b, s, sa.n_heads, sa.key_value_proj_dim).transpose(1, 2)
                        for proj in (sa.q, sa.k, sa.v))
-            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
-            x = x + sa.o(out.transpose(1, 2).reshape(b, s, -1))
+            if p > 0:
+                weights = _dropout(torch.softmax(q @ k.transpose(2, 3) + bias, dim=-1), p)
+                out = weights @ v
+            else:        # no scaling: T5's init folds the 1/sqrt(d) into the weights
+                out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                                 scale=1.0)
+            x = x + _dropout(sa.o(out.transpose(1, 2).reshape(b, s, -1)), p)
             ff = block.layer[1]
-            x = x + ff.DenseReluDense(ff.layer_norm(x))
-        return encoder.final_layer_norm(x)
+            dense = ff.DenseReluDense
+            h = _dropout(dense.act(dense.wi(ff.layer_norm(x))), p)
+            x = x + _dropout(dense.wo(h), p)
+        return _dropout(encoder.final_layer_norm(x), p)
 
     def forward(self, batch: Batch, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits (B, L, V) of the target tokens `labels` (B, L), and the
@@ -148,6 +159,22 @@ class GenRec(nn.Module):
         expands one row per user to W). The cross-attention keys and values stay: beam
         search only moves beams within a user."""
         return state._replace(self_kv=tuple((k[rows], v[rows]) for k, v in state.self_kv))
+
+
+def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout of x with drop probability p (0: x itself), randomness from torch's
+    global generator. On the CPU the mask comes from 16-bit slices of 64-bit random integers
+    (a quarter of the generator calls of a per-element Bernoulli draw), so p is rounded to a
+    multiple of 1/65536 and the kept values are scaled by the inverse of the rounded keep
+    probability: an exact dropout with p within 1e-5 of the configured one."""
+    if p == 0:
+        return x
+    if x.device.type != "cpu":
+        return nn.functional.dropout(x, p, training=True)
+    threshold = round(p * 65536)
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((x.numel() + 3) // 4,))
+    keep = words.view(torch.int16)[:x.numel()].view(x.shape) >= threshold - 32768
+    return torch.where(keep, x * (65536 / (65536 - threshold)), 0.0)
 
 
 def _attend(q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor,

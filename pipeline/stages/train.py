@@ -24,6 +24,7 @@ from pipeline import distributed, tables
 from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, Resume, TrainConfig, TrainMethod
 from pipeline.core.metrics import KS_HR, KS_NDCG
+from pipeline.cpu_memory import keep_freed_memory
 from pipeline.errors import UserInputError
 from pipeline.features import fingerprint, resolve_device
 from pipeline.genrec_data import Samples, history_samples, item_samples, sequential_samples
@@ -217,6 +218,7 @@ def _validate(model: GenRec, catalog: Catalog, valid: Samples, cfg: TrainConfig,
 
 
 def main() -> int:
+    keep_freed_memory()              # in the stage's own process (tests call run() in pytest's)
     return stage_main("train", run)
 
 
