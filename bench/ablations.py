@@ -9,7 +9,8 @@ it). The ingest, feature and SASRec outputs are the pipeline's own (run `make ru
 params.yaml codes included, so every row's IDs come from this bench), then every row trains
 the real `train` stage and evaluates all test users with the real `evaluate` stage (SASRec
 and popularity on the same users). Rows and code sets already finished are kept in --work and
---out, so rerunning the command continues where it stopped.
+--out, so rerunning the command continues where it stopped. The `mscgrec-seed*` rows repeat
+the `mscgrec` row under other seeds on the same codes; `--table` ends with their mean ± std.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,8 @@ ROWS = (  # id, what the row shows, dotted params.yaml keys changed
      {"train.method": "macrec", "quantize.methods.text": "macrec",
       "quantize.methods.image": "macrec", "train.tasks": TEXT_IMAGE}),
 )
+SEEDS = (1, 2, 3)          # the `mscgrec` row again under other seeds, on the same codes
+ROWS += tuple((f"mscgrec-seed{seed}", f"mscgrec, seed {seed}", {"seed": seed}) for seed in SEEDS)
 NEEDED = ("ingest/sequences.parquet", "features/text.parquet", "features/image.parquet",
           "features/collab.parquet", "sasrec/model.pt")
 
@@ -131,7 +135,24 @@ def markdown(results: dict) -> str:
                      + " | ".join(f"{test[f'test/{k}']:.4f}" for k in keys)
                      + f" | {test['test/coverage_10']:.1%} | {raw['text/collision_rate']:.3f} / "
                      f"{raw['image/collision_rate']:.3f} | {row['train_minutes']} |")
-    return "\n".join(lines)
+    return "\n".join(lines + seed_spread(results))
+
+
+def seed_spread(results: dict) -> list[str]:
+    """Mean ± sample std of the seed rows' test metrics, per epoch budget."""
+    lines = []
+    for epochs in sorted({k.split("@")[1] for k in results["rows"]}):
+        tests = [results["rows"][k]["test"] for k in results["rows"]
+                 if k.startswith("mscgrec-seed") and k.endswith(f"@{epochs}")]
+        if len(tests) < 2:
+            continue
+        cells = []
+        for name in ("hr_10", "ndcg_10"):
+            values = torch.tensor([t[f"test/{name}"] for t in tests], dtype=torch.float64)
+            cells.append(f"{name.upper().replace('_', '@')} {values.mean():.4f} ± {values.std():.4f}")
+        lines.append(f"\nmscgrec over seeds {', '.join(str(s) for s in SEEDS)} "
+                     f"({len(tests)} runs, train.epochs {epochs}): " + ", ".join(cells))
+    return lines
 
 
 def main() -> int:
