@@ -80,8 +80,7 @@ class GenRec(nn.Module):
             q, k, v = (proj(h).view(b, s, sa.n_heads, sa.key_value_proj_dim).transpose(1, 2)
                        for proj in (sa.q, sa.k, sa.v))
             if p > 0:
-                weights = _dropout(torch.softmax(q @ k.transpose(2, 3) + bias, dim=-1), p)
-                out = weights @ v
+                out = _attend(q, k.transpose(2, 3), v, bias, p)
             else:        # no scaling: T5's init folds the 1/sqrt(d) into the weights
                 out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                                                  scale=1.0)
@@ -178,8 +177,8 @@ def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def _attend(q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor,
-            bias: torch.Tensor) -> torch.Tensor:
+            bias: torch.Tensor, p: float = 0.0) -> torch.Tensor:
     """Softmax(q k^T + bias) v, with k^T given as `keys_t` (..., d, S), without scaling as T5
-    does (its init folds the 1/sqrt(d))."""
+    does (its init folds the 1/sqrt(d)); the attention weights dropped out with rate p."""
     weights = torch.softmax((q @ keys_t + bias).float(), dim=-1).type_as(q)
-    return weights @ v
+    return _dropout(weights, p) @ v
