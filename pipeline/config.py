@@ -15,6 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 
@@ -23,6 +24,36 @@ from pipeline.errors import UserInputError
 
 class ConfigError(UserInputError, ValueError):
     """params.yaml is not valid; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric param, checked when params.yaml is loaded: `lo <= value <= hi`,
+    with either end open (strict) or absent."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        below = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return f"{'greater than' if self.lo_open else 'at least'} {self.lo:g}"
+        return (f"in {'(' if self.lo_open else '['}{self.lo:g}, "
+                f"{self.hi:g}{')' if self.hi_open else ']'}")
+
+
+# Every int and float field below carries one of these (tests/unit/test_config.py checks it).
+Count = Annotated[int, Range(1)]                        # sizes, epochs, widths: >= 1
+NonNegative = Annotated[int, Range(0)]
+Positive = Annotated[float, Range(0, lo_open=True)]     # rates, temperatures: > 0
+NonNegativeFloat = Annotated[float, Range(0)]            # loss weights, decay: >= 0
+Probability = Annotated[float, Range(0, 1, hi_open=True)]   # dropout and the like: [0, 1)
+Momentum = Annotated[float, Range(0, 1, hi_open=True)]
 
 
 class Source(str, enum.Enum):
@@ -111,6 +142,12 @@ class Fusion(str, enum.Enum):
     MAX = "max"
 
 
+class Schedule(str, enum.Enum):
+    COSINE = "cosine"
+    INVERSE_SQRT = "inverse_sqrt"
+    CONSTANT = "constant"
+
+
 class Resume(str, enum.Enum):
     AUTO = "auto"
     NEVER = "never"
@@ -149,25 +186,22 @@ class DatasetConfig:
 @dataclass(frozen=True)
 class SyntheticConfig:
     name: str
-    n_items: int
-    n_users: int
-    min_len: int
-    max_len: int
-    image_size: int
+    n_items: Annotated[int, Range(20)]
+    n_users: Count
+    min_len: Count
+    max_len: Count
+    image_size: Annotated[int, Range(16, 512)]
 
     def __post_init__(self) -> None:
-        _require(self.n_items >= 20, "synthetic.n_items", "must be at least 20")
-        _require(self.n_users >= 1, "synthetic.n_users", "must be at least 1")
         _require(2 <= self.min_len <= self.max_len, "synthetic.min_len",
                  "must satisfy 2 <= min_len <= max_len")
-        _require(16 <= self.image_size <= 512, "synthetic.image_size", "must be in [16, 512]")
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    user_k: int
-    item_k: int
-    max_history: int
+    user_k: Count
+    item_k: Count
+    max_history: Count
     missing_metadata: MissingMetadata
     strict: bool
     text_fields: tuple[TextField, ...]
@@ -176,8 +210,6 @@ class IngestConfig:
     def __post_init__(self) -> None:
         _require(self.user_k >= 3, "ingest.user_k",
                  "must be at least 3: leave-one-out needs a training, a validation and a test item")
-        _require(self.item_k >= 1, "ingest.item_k", "must be at least 1")
-        _require(self.max_history >= 1, "ingest.max_history", "must be at least 1")
         _require(len(self.text_fields) > 0, "ingest.text_fields", "must name at least one field")
 
 
@@ -187,16 +219,12 @@ class TextFeaturesConfig:
     revision: str
     pooling: Pooling
     normalize: bool
-    max_length: int
-    batch_size: int
+    max_length: Count
+    batch_size: Count
     device: Device
     dtype: DType
     precomputed: str | None
     precomputed_ids: str | None
-
-    def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "text_features.batch_size", "must be at least 1")
-        _require(self.max_length >= 1, "text_features.max_length", "must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -205,28 +233,25 @@ class ImageFeaturesConfig:
     model: str
     pretrained: str | None
     revision: str
-    batch_size: int
+    batch_size: Count
     device: Device
     dtype: DType
     precomputed: str | None
     precomputed_ids: str | None
 
-    def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "image_features.batch_size", "must be at least 1")
-
 
 @dataclass(frozen=True)
 class SASRecParams:
-    hidden: int
-    layers: int
-    heads: int
-    dropout: float
-    max_len: int
-    lr: float
-    weight_decay: float
-    batch_size: int
-    epochs: int
-    patience: int
+    hidden: Count
+    layers: Count
+    heads: Count
+    dropout: Probability
+    max_len: Count
+    lr: Positive
+    weight_decay: NonNegativeFloat
+    batch_size: Count
+    epochs: Count
+    patience: Count
     mask_history: bool
     device: Device
     precomputed: str | None
@@ -234,87 +259,72 @@ class SASRecParams:
 
     def __post_init__(self) -> None:
         _require(self.hidden % self.heads == 0, "sasrec.hidden", "must be divisible by sasrec.heads")
-        _require(0.0 <= self.dropout < 1.0, "sasrec.dropout", "must be in [0, 1)")
-        _require(self.epochs >= 1 and self.patience >= 1, "sasrec.epochs",
-                 "and sasrec.patience must be at least 1")
 
 
 @dataclass(frozen=True)
 class RQVAEParams:
-    hidden: tuple[int, ...]
-    latent_dim: int
-    beta: float
-    lr: float
-    batch_size: int
-    epochs: int
+    hidden: tuple[Count, ...]
+    latent_dim: Count
+    beta: NonNegativeFloat
+    lr: Positive
+    batch_size: Count
+    epochs: Count
     checkpoint: CheckpointChoice
     device: Device
 
 
 @dataclass(frozen=True)
 class MACRecQuantParams:
-    clusters: int
-    contrast_from_level: int
-    contrast_weight: float
-    align_weight: float
-    tau: float
-
-    def __post_init__(self) -> None:
-        _require(self.clusters >= 2, "quantize.macrec.clusters", "must be at least 2")
-        _require(self.tau > 0, "quantize.macrec.tau", "must be positive")
+    clusters: Annotated[int, Range(2)]
+    contrast_from_level: Count
+    contrast_weight: NonNegativeFloat
+    align_weight: NonNegativeFloat
+    tau: Positive
 
 
 @dataclass(frozen=True)
 class RQDINOParams:
-    hidden: tuple[int, ...]
-    latent_dim: int
-    projector_dim: int
-    prototypes: int
-    beta: float
-    lr: float
-    batch_size: int
-    epochs: int
+    hidden: tuple[Count, ...]
+    latent_dim: Count
+    projector_dim: Count
+    prototypes: Count
+    beta: NonNegativeFloat
+    lr: Positive
+    batch_size: Count
+    epochs: Count
     freeze_trunk: bool
-    rounds: int
-    local_crops: int
-    local_size: int
-    global_scale_min: float
-    local_scale_min: float
-    color_jitter: float
-    tau_student: float
-    tau_teacher: float
-    teacher_momentum: float
-    center_momentum: float
+    rounds: Count
+    local_crops: NonNegative
+    local_size: Count
+    global_scale_min: Positive
+    local_scale_min: Positive
+    color_jitter: NonNegativeFloat
+    tau_student: Positive
+    tau_teacher: Positive
+    teacher_momentum: Momentum
+    center_momentum: Momentum
     checkpoint: CheckpointChoice
     device: Device
 
     def __post_init__(self) -> None:
-        _require(self.rounds >= 1, "quantize.rqdino.rounds", "must be at least 1")
-        _require(self.local_crops >= 0, "quantize.rqdino.local_crops", "must be >= 0")
         _require(0 < self.local_scale_min < self.global_scale_min <= 1,
                  "quantize.rqdino.local_scale_min",
                  "must satisfy 0 < local_scale_min < global_scale_min <= 1")
-        _require(self.tau_student > 0 and self.tau_teacher > 0, "quantize.rqdino.tau_student",
-                 "and tau_teacher must be positive")
-        _require(0 <= self.teacher_momentum < 1 and 0 <= self.center_momentum < 1,
-                 "quantize.rqdino.teacher_momentum", "and center_momentum must be in [0, 1)")
 
 
 @dataclass(frozen=True)
 class QuantizeConfig:
     methods: Mapping[Modality, QuantizeMethod]
-    levels: int
-    codebook_size: int
+    levels: Count
+    codebook_size: Annotated[int, Range(2)]
     standardize: bool
-    kmeans_iters: int
+    kmeans_iters: Count
     rqvae: RQVAEParams
     macrec: MACRecQuantParams
     rqdino: RQDINOParams
 
     def __post_init__(self) -> None:
         _require(len(self.methods) > 0, "quantize.methods", "must name at least one modality")
-        _require(self.levels >= 1, "quantize.levels", "must be at least 1")
-        _require(self.codebook_size >= 2, "quantize.codebook_size", "must be at least 2")
         for modality, method in self.methods.items():
             _require(method is not QuantizeMethod.RQDINO or modality is Modality.IMAGE,
                      f"quantize.methods.{modality.value}", "is rqdino, which quantizes images only")
@@ -330,13 +340,14 @@ class ResolveConfig:
 
 @dataclass(frozen=True)
 class GenRecParams:
-    d_model: int
-    d_ff: int
-    layers: int
-    decoder_layers: int
-    heads: int
-    d_kv: int
-    dropout: float
+    d_model: Count
+    d_ff: Count
+    layers: Count
+    decoder_layers: Count
+    heads: Count
+    d_kv: Count
+    dropout: Probability
+    tie_head: bool
 
 
 @dataclass(frozen=True)
@@ -344,36 +355,30 @@ class TrainConfig:
     method: TrainMethod
     tiger_modality: Modality
     tasks: tuple[TaskName, ...]
-    implicit_weight: float
-    implicit_tau: float
+    implicit_weight: NonNegativeFloat
+    implicit_tau: Positive
     modalities: tuple[Modality, ...]
-    modality_dropout: float
+    modality_dropout: Probability
     dual_positions: bool
     constrained: bool
-    max_history: int
+    max_history: Count
     model: GenRecParams
-    lr: float
-    weight_decay: float
-    warmup_ratio: float
-    grad_clip: float
-    batch_size: int
-    epochs: int
-    patience: int
-    valid_users: int
-    beam: int
+    lr: Positive
+    weight_decay: NonNegativeFloat
+    warmup_ratio: Probability
+    schedule: Schedule
+    grad_clip: Positive
+    batch_size: Count
+    epochs: Count
+    patience: Count
+    valid_users: NonNegative
+    beam: Count
     fusion: Fusion
     device: Device
     compile: bool
     resume: Resume
 
     def __post_init__(self) -> None:
-        _require(self.max_history >= 1, "train.max_history", "must be at least 1")
-        _require(self.epochs >= 1 and self.patience >= 1, "train.epochs",
-                 "and train.patience must be at least 1")
-        _require(0.0 <= self.modality_dropout < 1.0, "train.modality_dropout", "must be in [0, 1)")
-        _require(0.0 <= self.warmup_ratio < 1.0, "train.warmup_ratio", "must be in [0, 1)")
-        _require(self.beam >= 1 and self.valid_users >= 1, "train.beam",
-                 "and train.valid_users must be at least 1")
         if self.method in (TrainMethod.MQL4GREC, TrainMethod.MACREC):
             _require(len(self.tasks) > 0, "train.tasks", "must list at least one task")
             _require(TaskName.SEQREC in self.tasks or TaskName.SEQIMAGE in self.tasks,
@@ -385,24 +390,22 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    beam: int
+    beam: Count
     fusion: Fusion
-    top_k: int
-    users: int
-    batch_size: int
+    top_k: Count
+    users: NonNegative
+    batch_size: Count
     device: Device
 
     def __post_init__(self) -> None:
         _require(self.top_k >= 10, "evaluate.top_k", "must be at least 10 (the largest metric K)")
         _require(self.beam >= self.top_k, "evaluate.beam",
                  f"must be at least evaluate.top_k ({self.top_k}): a beam of W returns W items")
-        _require(self.users >= 0, "evaluate.users", "must be 0 (every test user) or a count")
-        _require(self.batch_size >= 1, "evaluate.batch_size", "must be at least 1")
 
 
 @dataclass(frozen=True)
 class Params:
-    seed: int
+    seed: NonNegative
     paths: PathsConfig
     dataset: DatasetConfig
     synthetic: SyntheticConfig
@@ -414,6 +417,13 @@ class Params:
     resolve: ResolveConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+
+    def __post_init__(self) -> None:
+        # One protocol for the evaluate table: every model reads the same history length.
+        _require(self.sasrec.max_len == self.train.max_history, "sasrec.max_len",
+                 f"({self.sasrec.max_len}) must equal train.max_history "
+                 f"({self.train.max_history}): the evaluate stage compares SASRec and the "
+                 f"generative model on the same histories")
 
 
 def _require(ok: bool, key: str, message: str) -> None:
@@ -464,7 +474,7 @@ def _build(cls: type, raw: object, where: str):
         raise ConfigError(f"params.yaml: '{where or 'params'}' must be a mapping, "
                           f"got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for key in raw:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -487,6 +497,12 @@ def _convert(tp, value: object, key: str):
     """Check `value` against the annotation `tp`; return it in its typed, immutable form."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Annotated:
+        converted = _convert(args[0], value, key)
+        for bound in args[1:]:
+            if not bound.holds(converted):
+                raise ConfigError(f"params.yaml: '{key}' is {value!r}; it must be {bound}")
+        return converted
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import TrainConfig, TrainMethod
+from pipeline.config import Schedule, TrainConfig, TrainMethod
 from pipeline.core.beam import level_log_probs
 from pipeline.core.contrastive import info_nce
 from pipeline.core.batching import length_buckets
@@ -108,16 +108,30 @@ def train_step(model: GenRec, catalog: Catalog, cfg: TrainConfig, step: Step,
     return terms
 
 
-def lr_lambda(total_steps: int, warmup_ratio: float):
-    """Linear warm-up then cosine decay to 0, as a LambdaLR factor."""
+def lr_lambda(total_steps: int, warmup_ratio: float, schedule: Schedule = Schedule.COSINE):
+    """Linear warm-up over `warmup_ratio` of `total_steps`, then the schedule, as a LambdaLR
+    factor: cosine to 0 at `total_steps`, inverse square root of the step (1 at the end of
+    the warm-up, no horizon), or constant."""
     warmup = max(1, int(total_steps * warmup_ratio))
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if schedule is Schedule.INVERSE_SQRT:
+            return math.sqrt(warmup / step)
+        if schedule is Schedule.CONSTANT:
+            return 1.0
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     return factor
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices only, none on norms' gains and
+    biases (vectors), as in the T5 / BERT recipes."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
 class Throughput:

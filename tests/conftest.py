@@ -16,7 +16,8 @@ for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     os.environ[key] = value
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0)
+TINY_T5 = dict(d_model=32, d_ff=64, layers=1, decoder_layers=1, heads=2, d_kv=16, dropout=0.0,
+               tie_head=False)
 INSTRUMENTS = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"
 
 

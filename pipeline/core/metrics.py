@@ -31,3 +31,37 @@ def ranking_metrics(ranks: np.ndarray, prefix: str) -> dict[str, float]:
     gains = 1.0 / np.log2(ranks + 2.0)
     out |= {f"{prefix}/ndcg_{k}": float(np.mean(np.where(ranks < k, gains, 0.0))) for k in KS_NDCG}
     return out
+
+
+def padded_histories(histories: list[list[int]]) -> torch.Tensor:
+    """(U, H) int64 item indices, right-padded with -1 to the longest history."""
+    width = max((len(h) for h in histories), default=0)
+    out = torch.full((len(histories), max(width, 1)), -1, dtype=torch.long)
+    for row, history in enumerate(histories):
+        out[row, :len(history)] = torch.as_tensor(history, dtype=torch.long)
+    return out
+
+
+def mask_seen_scores(scores: torch.Tensor, history: torch.Tensor,
+                     targets: torch.Tensor) -> torch.Tensor:
+    """Scores (B, N) with each user's history items (B, H; -1 = padding) set to -inf, the
+    target's own score kept: the history-masked protocol for score-based rankers."""
+    seen = torch.zeros_like(scores)
+    seen.scatter_add_(1, history.clamp(min=0), (history >= 0).to(scores.dtype))
+    kept = scores.gather(1, targets[:, None])
+    return scores.masked_fill(seen > 0, -torch.inf).scatter(1, targets[:, None], kept)
+
+
+def drop_seen(top: torch.Tensor, history: torch.Tensor, targets: torch.Tensor,
+              k: int) -> torch.Tensor:
+    """The ranked lists top (U, W) without each user's history items (U, H; -1 = padding),
+    the target always kept, order kept, cut to k and right-padded with -1: the
+    history-masked protocol for models that return lists (beam search). A row keeps fewer
+    than k items when its candidates were mostly history items."""
+    seen = (top[:, :, None] == history[:, None, :]).any(dim=2)
+    seen &= top != targets[:, None]
+    seen |= top < 0
+    width = top.shape[1]
+    order = torch.argsort(seen.long() * width + torch.arange(width), dim=1)
+    kept = torch.where(seen.gather(1, order), -1, top.gather(1, order))
+    return torch.nn.functional.pad(kept, (0, max(0, k - width)), value=-1)[:, :k]

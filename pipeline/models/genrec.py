@@ -23,6 +23,7 @@ class GenRecConfig:
     heads: int = 6
     d_kv: int = 64
     dropout: float = 0.1
+    tie_head: bool = False  # output head shares the input embedding (then outputs scaled)
     max_items: int = 0      # > 0: learned embedding of each token's item recency (MSCGRec)
     max_slots: int = 0      # > 0: learned embedding of each token's slot inside its item
 
@@ -40,8 +41,9 @@ class GenRec(nn.Module):
         self.t5 = T5ForConditionalGeneration(T5Config(
             vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
             num_layers=cfg.layers, num_decoder_layers=cfg.decoder_layers, num_heads=cfg.heads,
-            dropout_rate=cfg.dropout, feed_forward_proj="relu", tie_word_embeddings=False,
+            dropout_rate=cfg.dropout, feed_forward_proj="relu", tie_word_embeddings=cfg.tie_head,
             pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD))
+        _set_head(self.t5, cfg.tie_head)
         self.item_pos = nn.Embedding(cfg.max_items + 1, cfg.d_model) if cfg.max_items else None
         self.slot = nn.Embedding(cfg.max_slots + 1, cfg.d_model) if cfg.max_slots else None
 
@@ -158,6 +160,21 @@ class GenRec(nn.Module):
         expands one row per user to W). The cross-attention keys and values stay: beam
         search only moves beams within a user."""
         return state._replace(self_kv=tuple((k[rows], v[rows]) for k, v in state.self_kv))
+
+
+def _set_head(t5: T5ForConditionalGeneration, tied: bool) -> None:
+    """Make the output head tied to the input embedding or not, as asked. transformers 5's
+    T5Config sets tie_word_embeddings=True whatever it is given (it reads the argument only to
+    choose the output scaling), so the untied head is made here: its own matrix, initialised
+    as HF initialises an untied T5 head (N(0, 1)). The output scaling follows T5's convention:
+    a tied head scales the decoder output by d_model**-0.5, an untied one does not."""
+    t5.config.tie_word_embeddings = tied
+    t5.config.scale_decoder_outputs = tied
+    if tied:
+        t5.lm_head.weight = t5.shared.weight
+    elif t5.lm_head.weight.data_ptr() == t5.shared.weight.data_ptr():
+        factor = t5.config.initializer_factor
+        t5.lm_head.weight = nn.Parameter(torch.randn_like(t5.shared.weight) * factor)
 
 
 def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -2,10 +2,14 @@
 
 Every test user (or a seeded sample of `users`) is decoded with the trie-constrained beam
 search over all catalogue items' semantic IDs, the decoded modalities fused, and the test item
-ranked in the fused top-K. Metrics: HR@{1,5,10}, NDCG@{5,10}, the invalid-output rate (top-K
-slots that hold no catalogue item; 0 unless the catalogue has fewer than K items) and the
-catalogue coverage of the top-10 lists. On the same users, two baselines: popularity (item
-counts in the test histories) and the `sasrec` stage's model. Outputs:
+ranked in the fused top-K. On the same users, two baselines: popularity (item counts in the
+test histories) and the `sasrec` stage's model. Every model is scored under two protocols:
+`<model>/...` ranks everything, as the generative papers' evaluation code does with the beam's
+output (the headline protocol); `<model>_masked/...` first removes each user's history items
+from the ranking (the generative model's masked top-10 comes from its whole fused beam list).
+Every model sees the same history: the last `history_items` items. Metrics: HR@{1,5,10},
+NDCG@{5,10}, the invalid-output rate (top-K slots that hold no catalogue item; 0 unless the
+catalogue has fewer than K items) and the catalogue coverage of the top-10 lists. Outputs:
 `<paths.evaluate>/predictions.parquet` (user, target, top-K items and scores),
 `<paths.reports>/evaluate.md` + `evaluate.png`, and the metrics file.
 """
@@ -19,8 +23,10 @@ import pyarrow as pa
 import torch
 
 from pipeline import tables
-from pipeline.config import Params
-from pipeline.core.metrics import ranking_metrics, target_ranks
+from pipeline.config import Params, TrainConfig
+from pipeline.core.metrics import (
+    drop_seen, mask_seen_scores, padded_histories, ranking_metrics, target_ranks,
+)
 from pipeline.features import resolve_device
 from pipeline.genrec_data import history_samples
 from pipeline.models.sasrec import SASRec, SASRecConfig
@@ -42,17 +48,23 @@ def run(params: Params) -> dict:
     users = seqs.column("user_id").to_numpy()[rows]
     samples = history_samples(histories, targets.tolist(), loaded.cfg.max_history,
                               loaded.catalog.n_items)
+    # The beam's whole fused list, so that the history-masked top-10 has candidates left.
     top, scores = recommend_users(loaded.model, loaded.catalog, samples.history, cfg.beam,
-                                  normalization(loaded.cfg), cfg.fusion.value, cfg.top_k, device,
-                                  cfg.batch_size, progress="evaluate")
+                                  normalization(loaded.cfg), cfg.fusion.value,
+                                  max(cfg.top_k, cfg.beam), device, cfg.batch_size,
+                                  progress="evaluate")
     n_items = loaded.catalog.n_items
-    metrics = ranking_metrics(topk_ranks(top[:, :10], torch.from_numpy(targets)), "test")
-    metrics |= output_checks(top, n_items)
-    metrics |= popularity_metrics(all_histories, histories, targets, n_items)
-    metrics |= _sasrec(params, histories, targets, device)
-    metrics["users"] = len(rows)
-    _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets, top,
-                       scores, cfg.top_k)
+    target_t = torch.from_numpy(targets)
+    metrics = ranking_metrics(topk_ranks(top[:, :10], target_t), "test")
+    masked = drop_seen(top, padded_histories(histories), target_t, 10)
+    metrics |= ranking_metrics(topk_ranks(masked, target_t), "test_masked")
+    metrics |= output_checks(top[:, :cfg.top_k], n_items)
+    for mask in (False, True):
+        metrics |= popularity_metrics(all_histories, histories, targets, n_items, mask)
+        metrics |= _sasrec(params, histories, targets, device, mask)
+    metrics |= {"users": len(rows), "history_items": _history_items(params, loaded.cfg)}
+    _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets,
+                       top[:, :cfg.top_k], scores[:, :cfg.top_k], cfg.top_k)
     write_report(Path(params.paths.reports), metrics, loaded.cfg, params.evaluate)
     return metrics
 
@@ -73,25 +85,42 @@ def output_checks(top: torch.Tensor, n_items: int) -> dict[str, float]:
 
 
 def popularity_metrics(all_histories: list[list[int]], histories: list[list[int]],
-                       targets: np.ndarray, n_items: int) -> dict[str, float]:
+                       targets: np.ndarray, n_items: int, mask_history: bool = False,
+                       chunk: int = 1024) -> dict[str, float]:
     """Every user gets the items most frequent in the test histories (what is known at test
-    time); ties rank against the target."""
+    time); ties rank against the target. With `mask_history`, each user's own history items
+    are left out of their ranking (keys `popularity_masked/...`)."""
     counts = np.bincount(np.concatenate([np.asarray(h, dtype=np.int64) for h in all_histories]),
                          minlength=n_items).astype(np.float32)
-    scores = torch.from_numpy(counts)[None].expand(len(histories), -1)
-    ranks = target_ranks(scores, torch.from_numpy(targets))
-    return ranking_metrics(ranks.numpy(), "popularity")
+    target_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+    ranks = []
+    for start in range(0, len(histories), chunk):
+        tgt = target_t[start:start + chunk]
+        scores = torch.from_numpy(counts)[None].expand(len(tgt), -1)
+        if mask_history:
+            scores = mask_seen_scores(scores.clone(), padded_histories(
+                histories[start:start + chunk]), tgt)
+        ranks.append(target_ranks(scores, tgt).numpy())
+    prefix = "popularity_masked" if mask_history else "popularity"
+    return ranking_metrics(np.concatenate(ranks), prefix)
+
+
+def _history_items(params: Params, train: TrainConfig) -> int:
+    """The history length every model of the table sees: the test histories are cut to
+    ingest.max_history, the generative model reads its last train.max_history items and
+    SASRec its last sasrec.max_len (params.yaml requires the last two to be equal)."""
+    return min(params.ingest.max_history, train.max_history, params.sasrec.max_len)
 
 
 def _sasrec(params: Params, histories: list[list[int]], targets: np.ndarray,
-            device: torch.device) -> dict[str, float]:
-    """The `sasrec` stage's model on the same users (its own history masking setting)."""
+            device: torch.device, mask_history: bool) -> dict[str, float]:
+    """The `sasrec` stage's model on the same users, history masked or not."""
     saved = torch.load(Path(params.paths.sasrec) / "model.pt", map_location="cpu",
                        weights_only=False)
     model = SASRec(SASRecConfig(**saved["config"]))
     model.load_state_dict(saved["model"])
-    return sasrec_metrics(model.to(device), histories, targets, params.sasrec.mask_history,
-                          device, "sasrec")
+    return sasrec_metrics(model.to(device), histories, targets, mask_history, device,
+                          "sasrec_masked" if mask_history else "sasrec")
 
 
 def _write_predictions(path: Path, users: np.ndarray, targets: np.ndarray, top: torch.Tensor,

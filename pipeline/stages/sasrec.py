@@ -21,7 +21,7 @@ from pipeline.checkpoint import load_progress, save_progress
 from pipeline.config import Params, SASRecParams
 from pipeline.errors import UserInputError
 from pipeline.core.batching import length_buckets
-from pipeline.core.metrics import ranking_metrics, target_ranks
+from pipeline.core.metrics import mask_seen_scores, ranking_metrics, target_ranks
 from pipeline.features import fingerprint, load_precomputed, resolve_device, write_embeddings
 from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.runner import stage_main
@@ -70,19 +70,9 @@ def evaluate(model: SASRec, histories: list[list[int]], targets: np.ndarray, mas
         scores = model.logits(states)
         tgt = torch.tensor(targets[start:start + batch_size], device=device)
         if mask_history:
-            scores = _mask_history(scores, seq - 1, tgt)
+            scores = mask_seen_scores(scores, seq - 1, tgt)
         ranks.append(target_ranks(scores, tgt).cpu().numpy())
     return ranking_metrics(np.concatenate(ranks), prefix)
-
-
-def _mask_history(scores: torch.Tensor, history: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Set the scores of each user's history items (B, L; -1 = padding) to -inf, keeping the
-    target's own score (a target is never in its history after de-duplication)."""
-    seen = torch.zeros_like(scores)
-    seen.scatter_add_(1, history.clamp(min=0), (history >= 0).to(scores.dtype))
-    kept = scores.gather(1, targets[:, None])
-    scores = scores.masked_fill(seen > 0, -torch.inf)
-    return scores.scatter(1, targets[:, None], kept)
 
 
 def run(params: Params) -> dict:

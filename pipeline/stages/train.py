@@ -1,8 +1,8 @@
 """DVC stage `train`: unique semantic IDs + training sequences -> generative recommender.
 
 Every prefix of every training sequence is a sample (history capped at `max_history`); the
-alignment tasks add one sample per item. Early stopping on the validation HR@10 of
-`valid_users` sampled users, decoded exactly as the test is (trie-constrained beam search,
+alignment tasks add one sample per item. Early stopping on the validation HR@10 of every
+user (or of `valid_users` sampled users), decoded exactly as the test is (trie-constrained beam search,
 modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
 the semantic IDs, so the recommender rebuilds without params.yaml), per-epoch curves in
 `<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch. Under `torchrun
@@ -28,7 +28,9 @@ from pipeline.cpu_memory import keep_freed_memory
 from pipeline.errors import UserInputError
 from pipeline.features import fingerprint, resolve_device
 from pipeline.genrec_data import Samples, history_samples, item_samples, sequential_samples
-from pipeline.genrec_training import Throughput, epoch_steps, lr_lambda, train_step
+from pipeline.genrec_training import (
+    Throughput, epoch_steps, lr_lambda, optimizer_groups, train_step,
+)
 from pipeline.models.genrec import GenRec, GenRecConfig
 from pipeline.recommender import (
     Catalog, build_catalog, evaluate_users, has_codes, read_final_codes,
@@ -97,11 +99,13 @@ def training_samples(catalog: Catalog, train_items: list[list[int]],
 
 
 def valid_sample(catalog: Catalog, seqs, cfg: TrainConfig, seed: int) -> Samples:
-    """`valid_users` users (seeded), their validation history -> validation item."""
+    """Every user's validation history -> validation item, or a seeded sample of
+    `valid_users` users when that is not 0."""
     histories = seqs.column("valid_history").to_pylist()
     targets = seqs.column("valid_item").to_pylist()
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.permutation(len(targets))[:cfg.valid_users])
+    rows = np.arange(len(targets))
+    if 0 < cfg.valid_users < len(targets):
+        rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:cfg.valid_users])
     return history_samples([histories[r] for r in rows], [targets[r] for r in rows],
                            cfg.max_history, catalog.n_items)
 
@@ -111,7 +115,7 @@ def model_config(cfg: TrainConfig, catalog: Catalog) -> GenRecConfig:
     dual = cfg.method is TrainMethod.MSCGREC and cfg.dual_positions
     width = max(sum(catalog.tables[s].shape[1] for s in t.sources) for t in catalog.train_tasks)
     return GenRecConfig(catalog.vocab.size, m.d_model, m.d_ff, m.layers, m.decoder_layers,
-                        m.heads, m.d_kv, m.dropout, cfg.max_history if dual else 0,
+                        m.heads, m.d_kv, m.dropout, m.tie_head, cfg.max_history if dual else 0,
                         width if dual else 0)
 
 
@@ -134,9 +138,9 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
     (best weights, one record per epoch, training samples/s of all processes together).
     """
     per_epoch = sum(-(-len(s.target) // cfg.batch_size) for s in samples.values())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(per_epoch * cfg.epochs, cfg.warmup_ratio))
+        optimizer, lr_lambda(per_epoch * cfg.epochs, cfg.warmup_ratio, cfg.schedule))
     generator = torch.Generator().manual_seed(params.seed)
     forward = torch.compile(model) if cfg.compile else model
     if world.size > 1:
@@ -151,12 +155,16 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         state = load_progress(ckpt, stateful, generator)
         print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
     speed = Throughput()
+    # Training minutes (validation excluded) carry on across a resume.
+    before = state["history"][-1]["train_minutes"] if state["history"] else 0.0
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         sums = _train_epoch(forward, model, catalog, cfg, samples, generator, optimizer,
                             scheduler, world, speed, state["epoch"] + 1)
         state["epoch"] += 1
         metrics = _validate(model, catalog, valid, cfg, world)
-        record = {"epoch": state["epoch"], **sums, "lr": scheduler.get_last_lr()[0], **metrics}
+        record = {"epoch": state["epoch"], "steps": scheduler.last_epoch,
+                  "train_minutes": round(before + speed.seconds / 60, 2), **sums,
+                  "lr": scheduler.get_last_lr()[0], **metrics}
         state["history"].append(record)
         if world.main:
             print(f"train: epoch {state['epoch']} loss {record['train/loss']:.4f} "

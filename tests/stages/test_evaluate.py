@@ -29,17 +29,30 @@ def test_evaluate_writes_metrics_predictions_and_report(trained):
     assert metrics["test/invalid_rate"] == 0.0
     assert 0 < metrics["test/coverage_10"] <= 1
     for prefix in ("test", "popularity", "sasrec"):
-        assert 0 <= metrics[f"{prefix}/ndcg_10"] <= metrics[f"{prefix}/hr_10"] <= 1
+        for protocol in (prefix, f"{prefix}_masked"):
+            assert 0 <= metrics[f"{protocol}/ndcg_10"] <= metrics[f"{protocol}/hr_10"] <= 1
+    # Masking never hides the target, so it can only help a ranking of every item...
+    assert metrics["popularity_masked/hr_10"] >= metrics["popularity/hr_10"]
+    assert metrics["sasrec_masked/hr_10"] >= metrics["sasrec/hr_10"]
+    assert metrics["history_items"] == 20
     predictions = tables.read_table("data/evaluate/predictions.parquet", tables.predictions_schema(10))
     top = np.array(predictions.column("items").to_pylist())
     targets = predictions.column("target").to_numpy()
     assert top.shape == (60, 10) and ((top >= 0) & (top < 120)).all()
     hits = (top == targets[:, None]).any(axis=1)
     assert metrics["test/hr_10"] == pytest.approx(hits.mean())        # metrics match the file
+    seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES).to_pylist()
+    history_of = {row["user_id"]: set(row["test_history"]) for row in seqs}
+    users = predictions.column("user_id").to_pylist()
+    unseen_hits = [t in [i for i in row if i not in history_of[u]][:10]
+                   for u, t, row in zip(users, targets, top)]
+    # ...and the masked top-10 holds at least the unseen items of the unmasked top-10.
+    assert metrics["test_masked/hr_10"] >= np.mean(unseen_hits)
     scores = np.array(predictions.column("scores").to_pylist())
     assert (np.diff(scores, axis=1) <= 0).all()                        # best first
     report = Path("reports/evaluate.md").read_text()
     assert "| popularity |" in report and "| SASRec |" in report and "tiger" in report
+    assert "## History items masked" in report and "last 20 items" in report
     assert Path("reports/evaluate.png").stat().st_size > 0
 
 
@@ -70,6 +83,15 @@ def test_recommend_cli_prints_titles_and_rejects_unknown_ids(trained, capsys):
     assert lines[0].startswith("rank\titem_id") and len(lines) == 6
     assert recommend.main(["3", "x7"]) == 2
     assert "unknown item id(s): x7" in capsys.readouterr().err
+
+
+def test_masked_popularity_skips_each_users_history():
+    histories = [[1, 2], [0]]                            # counts: 1, 1, 1 for items 0, 1, 2
+    unmasked = popularity_metrics(histories, histories, np.array([0, 2]), 3, False)
+    masked = popularity_metrics(histories, histories, np.array([0, 2]), 3, True)
+    # user 0: items 1, 2 hidden, target 0 first; user 1: item 0 hidden, target 2 ties with 1
+    assert masked["popularity_masked/hr_1"] == pytest.approx(1 / 2)
+    assert unmasked["popularity/hr_1"] == 0.0             # ties count against the target
 
 
 def test_popularity_baseline_against_hand_counts():

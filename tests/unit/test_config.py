@@ -1,10 +1,12 @@
 import copy
 import dataclasses
+import typing
 
 import pytest
 
 from pipeline.config import (
-    ConfigError, MissingMetadata, Source, TextField, params_from_dict, with_overrides,
+    ConfigError, MissingMetadata, Params, Range, Source, TextField, params_from_dict,
+    with_overrides,
 )
 
 
@@ -76,6 +78,52 @@ def test_mapping_keys_are_enums(real_params):
 def test_range_check(real_params):
     with pytest.raises(ConfigError, match=r"'ingest.user_k' must be at least 3"):
         params_from_dict(_edit(real_params, "ingest", "user_k", 2))
+
+
+@pytest.mark.parametrize("section, key, value, bound", [
+    ("train", "batch_size", 0, "at least 1"),
+    ("train", "lr", 0.0, "greater than 0"),
+    ("train", "warmup_ratio", 1.0, r"in \[0, 1\)"),
+    ("sasrec", "dropout", -0.1, r"in \[0, 1\)"),
+    ("evaluate", "users", -1, "at least 0"),
+    ("quantize", "codebook_size", 1, "at least 2"),
+])
+def test_numeric_bounds_name_the_key(real_params, section, key, value, bound):
+    with pytest.raises(ConfigError, match=rf"'{section}.{key}' is {value}; it must be {bound}"):
+        params_from_dict(_edit(real_params, section, key, value))
+
+
+def test_bound_inside_nested_list(real_params):
+    raw = copy.deepcopy(real_params)
+    raw["quantize"]["rqvae"]["hidden"] = [512, 0]
+    with pytest.raises(ConfigError, match=r"'quantize.rqvae.hidden\[1\]' is 0"):
+        params_from_dict(raw)
+
+
+def _numeric_fields(cls, where=""):
+    for field in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls, include_extras=True)[field.name]
+        key = f"{where}{field.name}"
+        if typing.get_origin(tp) is tuple:
+            tp = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(tp):
+            yield from _numeric_fields(tp, key + ".")
+        elif typing.get_origin(tp) is typing.Annotated or tp in (int, float):
+            yield key, tp
+
+
+def test_every_numeric_param_has_bounds():
+    fields = dict(_numeric_fields(Params))
+    assert "train.batch_size" in fields and "seed" in fields
+    unbounded = [key for key, tp in fields.items()
+                 if not any(isinstance(m, Range) for m in getattr(tp, "__metadata__", ()))]
+    assert unbounded == []
+
+
+def test_sasrec_and_the_generative_model_must_read_the_same_history(real_params):
+    raw = _edit(real_params, "sasrec", "max_len", 50)
+    with pytest.raises(ConfigError, match=r"'sasrec.max_len' \(50\) must equal train.max_history"):
+        params_from_dict(raw)
 
 
 def test_params_are_frozen(real_params):

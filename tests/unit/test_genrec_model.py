@@ -146,3 +146,30 @@ def test_cached_steps_equal_teacher_forced_hf_logits(setup):
         for step in range(1, steps):
             logits, state = model.decode_step(labels[:, step - 1], state)
             torch.testing.assert_close(logits, hf[:, step], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_tie_head_takes_effect_and_survives_a_training_step_and_reload(setup, tied):
+    """transformers 5 forces T5's head to be tied whatever the config says: the param must
+    win, through an optimizer step and a rebuild from the state dict."""
+    model, catalog, history = setup
+    model = GenRec(replace(model.cfg, tie_head=tied)).train()
+    t5 = model.t5
+    assert (t5.lm_head.weight.data_ptr() == t5.shared.weight.data_ptr()) is tied
+    assert t5.config.scale_decoder_outputs is tied
+    t = catalog.decode_tasks[0]
+    batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name], 40)
+    labels = catalog.tables[t.target][torch.arange(len(history))]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(batch, labels)[0].logsumexp(-1).mean().backward()
+    optimizer.step()
+    assert torch.equal(t5.lm_head.weight, t5.shared.weight) is tied
+    reloaded = GenRec(model.cfg)
+    reloaded.load_state_dict(model.state_dict())
+    for name, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], value), name
+    n_matrices = len({p.data_ptr() for p in reloaded.parameters()})
+    assert n_matrices == len(list(model.parameters()))
+    model.eval(), reloaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(batch, labels)[0], model(batch, labels)[0])

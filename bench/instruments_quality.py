@@ -1,0 +1,203 @@
+"""Issue 17's quality study: generative methods on Instruments trained until early stopping.
+
+    python bench/instruments_quality.py --runs RUN[,RUN...] [--seeds 1,2,3] [--work DIR]
+    python bench/instruments_quality.py --table        # markdown rows of the finished runs
+    python bench/instruments_quality.py --plot PNG     # validation curves + test points
+    python bench/instruments_quality.py --dataset default --runs ...   # the default shop
+
+A RUN is `method` or `method:key=value[:key=value]` with dotted `train:` keys, e.g.
+`tiger:tiger_modality=image:batch_size=64:lr=0.002:epochs=15` or
+`mscgrec:model.tie_head=true`. Each run trains the real `train` stage on the Instruments
+split prepared as `bench/instruments_genrec.py` prepares it (published text and image IDs,
+collaborative IDs from our SASRec, whose `sasrec.max_len` equals `train.max_history`), with
+params.yaml's `train:` section plus the run's keys and `seed` set to each seed, then the real
+`evaluate` stage on all 17,112 test users (full ranking; our SASRec and popularity on the
+same users, history masked and not). The headline protocol is the unmasked one.
+
+With `--dataset default` the runs use the default pipeline's own ingested data and semantic
+IDs (run `dvc repro resolve` first) and go to bench/results/default_quality.json.
+
+Every finished (run, seed) is kept in --out and skipped on the next call; an interrupted
+`train` resumes from its last finished epoch (`train.resume: auto`) as long as --work is kept.
+Exits 0 with a message when the dataset is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from instruments_genrec import DATASET, PAPER, PER_RUN, base_params, prepare  # noqa: E402
+from pipeline.config import with_overrides  # noqa: E402
+from stage_runs import train_and_evaluate  # noqa: E402
+
+OUT = {"instruments": ROOT / "bench" / "results" / "instruments_quality.json",
+       "default": ROOT / "bench" / "results" / "default_quality.json"}
+PROTOCOLS = {"": "history not masked", "_masked": "history masked"}
+
+
+def run_params(raw: dict, run: str, seed: int, work: Path) -> dict:
+    """params.yaml (Instruments paths) with the run's `train:` keys, the seed and its own
+    output folders."""
+    method, *overrides = run.split(":")
+    folder = work / "runs" / f"{run.replace(':', '_').replace('=', '-')}_seed{seed}"
+    keys = {"seed": seed, "train.method": method,
+            **{f"paths.{k}": str(folder / k) for k in PER_RUN}}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        keys[f"train.{key}"] = yaml.safe_load(value)
+    return with_overrides(raw, keys)
+
+
+def one_seed(raw: dict, run: str, seed: int, work: Path) -> dict:
+    """Train and evaluate one (run, seed); the epoch curve comes from the train stage's plot."""
+    params = run_params(raw, run, seed, work)
+    result = train_and_evaluate(params)
+    curve = json.loads((Path(params["paths"]["plots"]) / "train" / "epochs.json").read_text())
+    keep = ("epoch", "steps", "train_minutes", "lr", "train/loss", "valid/hr_10", "valid/ndcg_10")
+    return {"train": result["train"], "test": result["test"], "curve": [
+        {k: e[k] for k in keep if k in e} for e in curve],
+        "train_minutes": result["train_minutes"], "train_params": params["train"]}
+
+
+def summary(run: str, seeds: dict[str, dict]) -> dict:
+    """The issue's row: means over the seeds of the headline metrics, our SASRec beside."""
+    tests = [r["test"] for r in seeds.values()]
+
+    def mean(key: str) -> float:
+        return round(float(np.mean([t[key] for t in tests])), 4)
+
+    def std(key: str) -> float:
+        return round(float(np.std([t[key] for t in tests])), 4)
+    return {"method": run.split(":")[0], "run": run, "seeds": sorted(int(s) for s in seeds),
+            "hr_10": mean("test/hr_10"), "ndcg_10": mean("test/ndcg_10"),
+            "hr_10_std": std("test/hr_10"), "ndcg_10_std": std("test/ndcg_10"),
+            "hr_10_masked": mean("test_masked/hr_10"), "ndcg_10_masked": mean("test_masked/ndcg_10"),
+            "sasrec_hr_10": mean("sasrec/hr_10"), "sasrec_ndcg_10": mean("sasrec/ndcg_10"),
+            "sasrec_hr_10_masked": mean("sasrec_masked/hr_10"),
+            "sasrec_ndcg_10_masked": mean("sasrec_masked/ndcg_10"),
+            "popularity_hr_10": mean("popularity/hr_10"),
+            "best_epoch": [r["train"]["best_epoch"] for r in seeds.values()],
+            "epochs_run": [r["train"]["epochs_run"] for r in seeds.values()],
+            "train_minutes": [r["train_minutes"] for r in seeds.values()]}
+
+
+def table(results: dict) -> str:
+    lines = ["| run | seeds | test HR@10 | test NDCG@10 | masked HR@10 | our SASRec HR@10 (masked) "
+             "| best / run epochs | train min per seed |", "|---" * 8 + "|"]
+    for row in results["runs"].values():
+        s = row["summary"]
+        spread = f" ± {s['hr_10_std']:.4f}" if len(s["seeds"]) > 1 else ""
+        lines.append(
+            f"| `{s['run']}` | {','.join(map(str, s['seeds']))} | {s['hr_10']:.4f}{spread} | "
+            f"{s['ndcg_10']:.4f} | {s['hr_10_masked']:.4f} | {s['sasrec_hr_10']:.4f} "
+            f"({s['sasrec_hr_10_masked']:.4f}) | "
+            f"{'/'.join(map(str, s['best_epoch']))} of {'/'.join(map(str, s['epochs_run']))} | "
+            f"{', '.join(f'{m:.0f}' for m in s['train_minutes'])} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path, dataset: str) -> None:
+    """Validation HR@10 (all users) against training minutes, one line per run and seed;
+    the run's test HR@10 at its kept epoch as a dot; papers and our SASRec as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    for i, (run, row) in enumerate(results["runs"].items()):
+        colour = f"C{i % 10}"
+        for seed, r in row["per_seed"].items():
+            minutes = [e["train_minutes"] for e in r["curve"]]
+            ax.plot(minutes, [e["valid/hr_10"] for e in r["curve"]], color=colour, alpha=0.6,
+                    label=run if seed == min(row["per_seed"]) else None)
+            best = r["train"]["best_epoch"] - 1
+            ax.scatter([minutes[best]], [r["test"]["test/hr_10"]], color=colour, zorder=3)
+    sasrec = np.mean([r["summary"]["sasrec_hr_10"] for r in results["runs"].values()])
+    ax.axhline(sasrec, color="k", linestyle="--", label=f"our SASRec (test) {sasrec:.4f}")
+    for j, (name, values) in enumerate(PAPER.items() if dataset == "instruments" else ()):
+        ax.axhline(values[2], color=f"C{j}", linestyle=":", label=f"{name} paper {values[2]:.4f}")
+    ax.set_xlabel("training minutes (2-core CPU, validation excluded)")
+    ax.set_ylabel("HR@10 (lines: validation, dots: test)")
+    ax.set_title(f"{dataset}, history not masked")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="", help="comma-separated runs (see the module doc)")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds of every run")
+    parser.add_argument("--work", default="/tmp/mmgenrec-instruments",
+                        help="stage outputs, kept between invocations to resume")
+    parser.add_argument("--dataset", choices=sorted(OUT), default="instruments")
+    parser.add_argument("--out", default=None, help="results file (default: per dataset)")
+    parser.add_argument("--table", action="store_true", help="print the finished runs' rows")
+    parser.add_argument("--plot", default=None, help="write the curves to this PNG")
+    args = parser.parse_args()
+    out = Path(args.out or OUT[args.dataset])
+    results = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    if args.table or args.plot:
+        if args.table:
+            print(table(results))
+        if args.plot:
+            plot(results, Path(args.plot), args.dataset)
+        return 0
+    work = Path(args.work)
+    if args.dataset == "default":
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        raw["paths"] = {k: str(ROOT / v) for k, v in raw["paths"].items()}
+    elif not DATASET.is_dir():
+        print(f"skipped: {DATASET} is absent")
+        return 0
+    else:
+        (work / "common").mkdir(parents=True, exist_ok=True)
+        raw = base_params(work)
+        results["prepare_seconds"] = {**results.get("prepare_seconds", {}),
+                                      **prepare(raw, work)}
+    results["paper"] = {k: dict(zip(("hr_1", "hr_5", "hr_10", "ndcg_5", "ndcg_10"), v))
+                        for k, v in PAPER.items()}
+    for run in filter(None, args.runs.split(",")):
+        row = results["runs"].setdefault(run, {"per_seed": {}})
+        for seed in args.seeds.split(","):
+            if seed in row["per_seed"]:
+                print(f"{run} seed {seed}: kept from {out}")
+                continue
+            row["per_seed"][seed] = {**one_seed(raw, run, int(seed), work), **_provenance()}
+            row["summary"] = summary(run, row["per_seed"])
+            test = row["per_seed"][seed]["test"]
+            print(f"{run} seed {seed}: test hr@10 {test['test/hr_10']:.4f} ndcg@10 "
+                  f"{test['test/ndcg_10']:.4f} (sasrec {test['sasrec/hr_10']:.4f})", flush=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(table(results))
+    return 0
+
+
+def _provenance() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                            capture_output=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline"], cwd=ROOT,
+                           text=True, capture_output=True).stdout.strip()
+    import torch
+    return {"commit": commit + ("+uncommitted pipeline changes" if dirty else ""),
+            "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, no GPU"
+                       if not torch.cuda.is_available() else torch.cuda.get_device_name()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
