@@ -176,13 +176,19 @@ def main() -> int:
             if seed in row["per_seed"]:
                 print(f"{run} seed {seed}: kept from {out}")
                 continue
-            row["per_seed"][seed] = {**one_seed(raw, run, int(seed), work), **_provenance()}
-            row["summary"] = summary(run, row["per_seed"])
-            test = row["per_seed"][seed]["test"]
+            record = {**one_seed(raw, run, int(seed), work), **_provenance()}
+            test = record["test"]
             print(f"{run} seed {seed}: test hr@10 {test['test/hr_10']:.4f} ndcg@10 "
                   f"{test['test/ndcg_10']:.4f} (sasrec {test['sasrec/hr_10']:.4f})", flush=True)
+            # Another invocation may have finished runs meanwhile: merge into the file as it is.
+            results = {**results, "runs": json.loads(out.read_text())["runs"]} \
+                if out.is_file() else results
+            row = results["runs"].setdefault(run, {"per_seed": {}})
+            row["per_seed"][seed] = record
+            row["summary"] = summary(run, row["per_seed"])
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            out.with_suffix(".tmp").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            out.with_suffix(".tmp").replace(out)
     print(table(results))
     return 0
 
