@@ -89,7 +89,8 @@ def summary(run: str, seeds: dict[str, dict]) -> dict:
             "popularity_hr_10": mean("popularity/hr_10"),
             "best_epoch": [r["train"]["best_epoch"] for r in seeds.values()],
             "epochs_run": [r["train"]["epochs_run"] for r in seeds.values()],
-            "train_minutes": [r["train_minutes"] for r in seeds.values()]}
+            "train_minutes": [r["train_minutes"] for r in seeds.values()],
+            "commit": sorted({r["commit"] for r in seeds.values()})}
 
 
 def table(results: dict) -> str:
@@ -176,7 +177,8 @@ def main() -> int:
             if seed in row["per_seed"]:
                 print(f"{run} seed {seed}: kept from {out}")
                 continue
-            record = {**one_seed(raw, run, int(seed), work), **_provenance()}
+            started = _provenance()           # the code the run starts with
+            record = {**one_seed(raw, run, int(seed), work), **started}
             test = record["test"]
             print(f"{run} seed {seed}: test hr@10 {test['test/hr_10']:.4f} ndcg@10 "
                   f"{test['test/ndcg_10']:.4f} (sasrec {test['sasrec/hr_10']:.4f})", flush=True)
@@ -185,7 +187,8 @@ def main() -> int:
                 if out.is_file() else results
             row = results["runs"].setdefault(run, {"per_seed": {}})
             row["per_seed"][seed] = record
-            row["summary"] = summary(run, row["per_seed"])
+            for name, each in results["runs"].items():
+                each["summary"] = summary(name, each["per_seed"])
             out.parent.mkdir(parents=True, exist_ok=True)
             out.with_suffix(".tmp").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
             out.with_suffix(".tmp").replace(out)

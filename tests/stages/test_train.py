@@ -31,6 +31,8 @@ def test_train_stage_writes_a_model_that_rebuilds_without_params(coded, method):
     assert metrics["train/samples"] > 0 and metrics["train/samples_per_s"] > 0
     history = json.loads(Path("plots/train/epochs.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
+    assert 0 < history[0]["steps"] < history[1]["steps"] == 2 * history[0]["steps"]
+    assert 0 < history[0]["train_minutes"] <= history[1]["train_minutes"]
     if method == "macrec":
         assert history[0]["train/implicit"] > 0
     saved = torch.load("data/model/model.pt", weights_only=False)
@@ -58,6 +60,17 @@ def test_constrained_loss_ignores_tokens_the_trie_forbids(coded):
     logits[:, :, 0] = 50.0                                       # pad: never allowed
     assert target_loss(logits, targets, t, catalog, constrained=True) == pytest.approx(float(base_c))
     assert target_loss(logits, targets, t, catalog, constrained=False) > base_f + 10
+
+
+def test_validation_takes_every_user_unless_a_sample_is_asked_for(coded):
+    seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES)
+    n_items = tables.read_table("data/ingest/items.parquet", tables.ITEMS).num_rows
+    for users, expected in ((0, len(seqs)), (25, 25), (10 ** 6, len(seqs))):
+        coded["train"]["valid_users"] = users
+        params = params_from_dict(coded)
+        codes = read_final_codes(Path("data/codes/final"), params.train)
+        catalog = build_catalog(codes, n_items, params.train)
+        assert len(valid_sample(catalog, seqs, params.train, params.seed).target) == expected
 
 
 def test_missing_codes_for_the_method_is_a_clear_error(coded):
