@@ -40,6 +40,7 @@ def planted(params_dict):
     _write_dataset(Path(params_dict["paths"]["ingest"]), seqs, n_items)
     params_dict["sasrec"].update(hidden=32, dropout=0.1, max_len=10, epochs=40, patience=5,
                                  batch_size=64, lr=0.005)
+    params_dict["train"]["max_history"] = 10       # params.yaml requires the same history
     return params_dict, seqs, n_items
 
 
@@ -95,9 +96,3 @@ def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, ca
     assert sasrec.run(params) == reference
     out = capsys.readouterr().out
     assert "resuming after epoch 2" in out and "epoch 1 loss" not in out
-
-
-def test_mask_history_hides_history_items_only():
-    scores = torch.tensor([[0.5, 0.9, 0.1, 0.3]], dtype=torch.float64)
-    masked = sasrec._mask_history(scores, torch.tensor([[1, 3, -1]]), torch.tensor([2]))
-    assert masked.tolist() == [[0.5, float("-inf"), 0.1, float("-inf")]]

@@ -147,7 +147,9 @@ def test_implicit_alignment_pairs_each_item_with_itself(coded):
 def test_two_gloo_processes_train_the_same_model_as_one(coded):
     """torchrun with 2 CPU processes (DDP over gloo): each takes half of every batch and the
     averaged gradients equal the whole batch's, so the weights match a 1-process run."""
-    coded["train"].update(method="mscgrec", epochs=2, modality_dropout=0.3)
+    # lr 1e-3: Adam turns the float-rounding differences of a 2-process gradient sum into
+    # weight differences that grow with the step size; the tolerance below is set for it.
+    coded["train"].update(method="mscgrec", epochs=2, modality_dropout=0.3, lr=0.001)
     params = params_from_dict(coded)
     train.run(params)
     single = torch.load("data/model/model.pt", weights_only=False)["model"]
