@@ -4,6 +4,7 @@
     python bench/instruments_quality.py --table        # markdown rows of the finished runs
     python bench/instruments_quality.py --plot PNG     # validation curves + test points
     python bench/instruments_quality.py --dataset default --runs ...   # the default shop
+    python bench/instruments_quality.py --runs RUN --beam 50   # re-decode a finished run
 
 A RUN is `method` or `method:key=value[:key=value]` with dotted `train:` keys, e.g.
 `tiger:tiger_modality=image:batch_size=64:lr=0.002:epochs=15` or
@@ -146,6 +147,9 @@ def main() -> int:
                         help="stage outputs, kept between invocations to resume")
     parser.add_argument("--dataset", choices=sorted(OUT), default="instruments")
     parser.add_argument("--out", default=None, help="results file (default: per dataset)")
+    parser.add_argument("--beam", type=int, default=None,
+                        help="re-run `evaluate` of the finished --runs with this beam width "
+                             "(kept under test_beam/<width>)")
     parser.add_argument("--table", action="store_true", help="print the finished runs' rows")
     parser.add_argument("--plot", default=None, help="write the curves to this PNG")
     args = parser.parse_args()
@@ -171,6 +175,8 @@ def main() -> int:
                                       **prepare(raw, work)}
     results["paper"] = {k: dict(zip(("hr_1", "hr_5", "hr_10", "ndcg_5", "ndcg_10"), v))
                         for k, v in PAPER.items()}
+    if args.beam is not None:
+        return rebeam(results, out, raw, args.runs, args.seeds, args.beam, work)
     for run in filter(None, args.runs.split(",")):
         row = results["runs"].setdefault(run, {"per_seed": {}})
         for seed in args.seeds.split(","):
@@ -193,6 +199,28 @@ def main() -> int:
             out.with_suffix(".tmp").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
             out.with_suffix(".tmp").replace(out)
     print(table(results))
+    return 0
+
+
+def rebeam(results: dict, out: Path, raw: dict, runs: str, seeds: str, beam: int,
+           work: Path) -> int:
+    """Decode finished runs' kept models again with another beam width (same users)."""
+    from pipeline.config import params_from_dict
+    from pipeline.stages import evaluate
+
+    for run in filter(None, runs.split(",")):
+        for seed in seeds.split(","):
+            params = with_overrides(run_params(raw, run, int(seed), work),
+                                    {"evaluate.beam": beam})
+            params["paths"]["evaluate"] += f"_beam{beam}"
+            params["paths"]["reports"] += f"_beam{beam}"
+            tested = evaluate.run(params_from_dict(params))
+            results = json.loads(out.read_text())       # as other invocations left it
+            record = results["runs"][run]["per_seed"][seed]
+            record.setdefault("test_beam", {})[str(beam)] = tested
+            print(f"{run} seed {seed} beam {beam}: test hr@10 {tested['test/hr_10']:.4f} "
+                  f"(beam {raw['evaluate']['beam']}: {record['test']['test/hr_10']:.4f})")
+            out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     return 0
 
 
