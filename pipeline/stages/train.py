@@ -163,7 +163,7 @@ def _fit(model: GenRec, catalog: Catalog, cfg: TrainConfig, samples: dict[str, S
         state["epoch"] += 1
         metrics = _validate(model, catalog, valid, cfg, world)
         record = {"epoch": state["epoch"], "steps": scheduler.last_epoch,
-                  "train_minutes": round(before + speed.seconds / 60, 2), **sums,
+                  "train_minutes": round(before + speed.seconds / 60, 4), **sums,
                   "lr": scheduler.get_last_lr()[0], **metrics}
         state["history"].append(record)
         if world.main:
