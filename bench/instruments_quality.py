@@ -109,6 +109,13 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _short(run: str) -> str:
+    """A run's name without the recipe keys every run of the study shares."""
+    for common in (":batch_size=64", ":lr=0.002", "tiger_modality=", "model."):
+        run = run.replace(common, "")
+    return run
+
+
 def plot(results: dict, path: Path, dataset: str) -> None:
     """Validation HR@10 (all users) against training minutes, one line per run and seed;
     the run's test HR@10 at its kept epoch as a dot; papers and our SASRec as lines."""
@@ -117,23 +124,26 @@ def plot(results: dict, path: Path, dataset: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=100)
     for i, (run, row) in enumerate(results["runs"].items()):
         colour = f"C{i % 10}"
         for seed, r in row["per_seed"].items():
             minutes = [e["train_minutes"] for e in r["curve"]]
             ax.plot(minutes, [e["valid/hr_10"] for e in r["curve"]], color=colour, alpha=0.6,
-                    label=run if seed == min(row["per_seed"]) else None)
+                    marker="." if len(minutes) == 1 else None,
+                    label=_short(run) if seed == min(row["per_seed"]) else None)
             best = r["train"]["best_epoch"] - 1
             ax.scatter([minutes[best]], [r["test"]["test/hr_10"]], color=colour, zorder=3)
     sasrec = np.mean([r["summary"]["sasrec_hr_10"] for r in results["runs"].values()])
-    ax.axhline(sasrec, color="k", linestyle="--", label=f"our SASRec (test) {sasrec:.4f}")
-    for j, (name, values) in enumerate(PAPER.items() if dataset == "instruments" else ()):
-        ax.axhline(values[2], color=f"C{j}", linestyle=":", label=f"{name} paper {values[2]:.4f}")
-    ax.set_xlabel("training minutes (2-core CPU, validation excluded)")
+    ax.axhline(sasrec, color="k", linestyle="--", label=f"our SASRec, test {sasrec:.4f}")
+    styles = ("-.", ":", (0, (5, 2)), (0, (1, 3)))
+    for style, (name, values) in zip(styles, PAPER.items() if dataset == "instruments" else ()):
+        ax.axhline(values[2], color="grey", linestyle=style,
+                   label=f"{name} paper, test {values[2]:.4f}")
+    ax.set_xlabel("training minutes (validation excluded)")
     ax.set_ylabel("HR@10 (lines: validation, dots: test)")
     ax.set_title(f"{dataset}, history not masked")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
