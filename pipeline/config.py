@@ -52,8 +52,7 @@ Count = Annotated[int, Range(1)]                        # sizes, epochs, widths:
 NonNegative = Annotated[int, Range(0)]
 Positive = Annotated[float, Range(0, lo_open=True)]     # rates, temperatures: > 0
 NonNegativeFloat = Annotated[float, Range(0)]            # loss weights, decay: >= 0
-Probability = Annotated[float, Range(0, 1, hi_open=True)]   # dropout and the like: [0, 1)
-Momentum = Annotated[float, Range(0, 1, hi_open=True)]
+Fraction = Annotated[float, Range(0, 1, hi_open=True)]   # dropout, ratios, momenta: [0, 1)
 
 
 class Source(str, enum.Enum):
@@ -245,7 +244,7 @@ class SASRecParams:
     hidden: Count
     layers: Count
     heads: Count
-    dropout: Probability
+    dropout: Fraction
     max_len: Count
     lr: Positive
     weight_decay: NonNegativeFloat
@@ -301,8 +300,8 @@ class RQDINOParams:
     color_jitter: NonNegativeFloat
     tau_student: Positive
     tau_teacher: Positive
-    teacher_momentum: Momentum
-    center_momentum: Momentum
+    teacher_momentum: Fraction
+    center_momentum: Fraction
     checkpoint: CheckpointChoice
     device: Device
 
@@ -346,7 +345,7 @@ class GenRecParams:
     decoder_layers: Count
     heads: Count
     d_kv: Count
-    dropout: Probability
+    dropout: Fraction
     tie_head: bool
 
 
@@ -358,14 +357,14 @@ class TrainConfig:
     implicit_weight: NonNegativeFloat
     implicit_tau: Positive
     modalities: tuple[Modality, ...]
-    modality_dropout: Probability
+    modality_dropout: Fraction
     dual_positions: bool
     constrained: bool
     max_history: Count
     model: GenRecParams
     lr: Positive
     weight_decay: NonNegativeFloat
-    warmup_ratio: Probability
+    warmup_ratio: Fraction
     schedule: Schedule
     grad_clip: Positive
     batch_size: Count
