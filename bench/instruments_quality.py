@@ -205,9 +205,7 @@ def main() -> int:
             row["per_seed"][seed] = record
             for name, each in results["runs"].items():
                 each["summary"] = summary(name, each["per_seed"])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.with_suffix(".tmp").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-            out.with_suffix(".tmp").replace(out)
+            _save(results, out)
     print(table(results))
     return 0
 
@@ -230,8 +228,15 @@ def rebeam(results: dict, out: Path, raw: dict, runs: str, seeds: str, beam: int
             record.setdefault("test_beam", {})[str(beam)] = tested
             print(f"{run} seed {seed} beam {beam}: test hr@10 {tested['test/hr_10']:.4f} "
                   f"(beam {raw['evaluate']['beam']}: {record['test']['test/hr_10']:.4f})")
-            out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            _save(results, out)
     return 0
+
+
+def _save(results: dict, out: Path) -> None:
+    """Write the results atomically: another invocation may read the file at any time."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".tmp").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    out.with_suffix(".tmp").replace(out)
 
 
 def _provenance() -> dict:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import torch
 
 from pipeline import tables
-from pipeline.config import Params, TrainConfig
+from pipeline.config import Params
 from pipeline.core.metrics import (
     drop_seen, mask_seen_scores, padded_histories, ranking_metrics, target_ranks,
 )
@@ -48,21 +48,26 @@ def run(params: Params) -> dict:
     users = seqs.column("user_id").to_numpy()[rows]
     samples = history_samples(histories, targets.tolist(), loaded.cfg.max_history,
                               loaded.catalog.n_items)
-    # The beam's whole fused list, so that the history-masked top-10 has candidates left.
+    # The beam's whole fused list (beam >= top_k), so the history-masked top-10 has
+    # candidates left.
     top, scores = recommend_users(loaded.model, loaded.catalog, samples.history, cfg.beam,
-                                  normalization(loaded.cfg), cfg.fusion.value,
-                                  max(cfg.top_k, cfg.beam), device, cfg.batch_size,
-                                  progress="evaluate")
+                                  normalization(loaded.cfg), cfg.fusion.value, cfg.beam,
+                                  device, cfg.batch_size, progress="evaluate")
     n_items = loaded.catalog.n_items
     target_t = torch.from_numpy(targets)
     metrics = ranking_metrics(topk_ranks(top[:, :10], target_t), "test")
     masked = drop_seen(top, padded_histories(histories), target_t, 10)
     metrics |= ranking_metrics(topk_ranks(masked, target_t), "test_masked")
     metrics |= output_checks(top[:, :cfg.top_k], n_items)
+    metrics |= popularity_metrics(all_histories, histories, targets, n_items)
+    sasrec = _load_sasrec(Path(params.paths.sasrec) / "model.pt", device)
     for mask in (False, True):
-        metrics |= popularity_metrics(all_histories, histories, targets, n_items, mask)
-        metrics |= _sasrec(params, histories, targets, device, mask)
-    metrics |= {"users": len(rows), "history_items": _history_items(params, loaded.cfg)}
+        metrics |= sasrec_metrics(sasrec, histories, targets, mask, device,
+                                  "sasrec_masked" if mask else "sasrec")
+    # The history every model of the table saw: the test histories are cut to
+    # ingest.max_history, each model reads its own last max_history / max_len of them.
+    metrics |= {"users": len(rows), "history_items": min(
+        params.ingest.max_history, loaded.cfg.max_history, sasrec.cfg.max_len)}
     _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets,
                        top[:, :cfg.top_k], scores[:, :cfg.top_k], cfg.top_k)
     write_report(Path(params.paths.reports), metrics, loaded.cfg, params.evaluate)
@@ -85,42 +90,31 @@ def output_checks(top: torch.Tensor, n_items: int) -> dict[str, float]:
 
 
 def popularity_metrics(all_histories: list[list[int]], histories: list[list[int]],
-                       targets: np.ndarray, n_items: int, mask_history: bool = False,
-                       chunk: int = 1024) -> dict[str, float]:
+                       targets: np.ndarray, n_items: int, chunk: int = 1024) -> dict[str, float]:
     """Every user gets the items most frequent in the test histories (what is known at test
-    time); ties rank against the target. With `mask_history`, each user's own history items
-    are left out of their ranking (keys `popularity_masked/...`)."""
-    counts = np.bincount(np.concatenate([np.asarray(h, dtype=np.int64) for h in all_histories]),
-                         minlength=n_items).astype(np.float32)
+    time); ties rank against the target. Both protocols: `popularity/...` ranks every item,
+    `popularity_masked/...` leaves each user's own history items out of their ranking."""
+    counts = torch.from_numpy(np.bincount(
+        np.concatenate([np.asarray(h, dtype=np.int64) for h in all_histories]),
+        minlength=n_items).astype(np.float32))
     target_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
-    ranks = []
+    ranks, masked = [], []
     for start in range(0, len(histories), chunk):
         tgt = target_t[start:start + chunk]
-        scores = torch.from_numpy(counts)[None].expand(len(tgt), -1)
-        if mask_history:
-            scores = mask_seen_scores(scores.clone(), padded_histories(
-                histories[start:start + chunk]), tgt)
+        scores = counts[None].expand(len(tgt), -1)
         ranks.append(target_ranks(scores, tgt).numpy())
-    prefix = "popularity_masked" if mask_history else "popularity"
-    return ranking_metrics(np.concatenate(ranks), prefix)
+        seen = padded_histories(histories[start:start + chunk])
+        masked.append(target_ranks(mask_seen_scores(scores, seen, tgt), tgt).numpy())
+    return (ranking_metrics(np.concatenate(ranks), "popularity")
+            | ranking_metrics(np.concatenate(masked), "popularity_masked"))
 
 
-def _history_items(params: Params, train: TrainConfig) -> int:
-    """The history length every model of the table sees: the test histories are cut to
-    ingest.max_history, the generative model reads its last train.max_history items and
-    SASRec its last sasrec.max_len (params.yaml requires the last two to be equal)."""
-    return min(params.ingest.max_history, train.max_history, params.sasrec.max_len)
-
-
-def _sasrec(params: Params, histories: list[list[int]], targets: np.ndarray,
-            device: torch.device, mask_history: bool) -> dict[str, float]:
-    """The `sasrec` stage's model on the same users, history masked or not."""
-    saved = torch.load(Path(params.paths.sasrec) / "model.pt", map_location="cpu",
-                       weights_only=False)
+def _load_sasrec(path: Path, device: torch.device) -> SASRec:
+    """The `sasrec` stage's model, the baseline on the same users."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
     model = SASRec(SASRecConfig(**saved["config"]))
     model.load_state_dict(saved["model"])
-    return sasrec_metrics(model.to(device), histories, targets, mask_history, device,
-                          "sasrec_masked" if mask_history else "sasrec")
+    return model.to(device)
 
 
 def _write_predictions(path: Path, users: np.ndarray, targets: np.ndarray, top: torch.Tensor,

@@ -2,8 +2,8 @@
 
 Every prefix of every training sequence is a sample (history capped at `max_history`); the
 alignment tasks add one sample per item. Early stopping on the validation HR@10 of every
-user (or of `valid_users` sampled users), decoded exactly as the test is (trie-constrained beam search,
-modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
+user (or of `valid_users` sampled users), decoded exactly as the test is (trie-constrained
+beam search, modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
 the semantic IDs, so the recommender rebuilds without params.yaml), per-epoch curves in
 `<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch. Under `torchrun
 --nproc_per_node N -m pipeline.stages.train` the stage trains data-parallel (DDP) on N

@@ -87,8 +87,7 @@ def test_recommend_cli_prints_titles_and_rejects_unknown_ids(trained, capsys):
 
 def test_masked_popularity_skips_each_users_history():
     histories = [[1, 2], [0]]                            # counts: 1, 1, 1 for items 0, 1, 2
-    unmasked = popularity_metrics(histories, histories, np.array([0, 2]), 3, False)
-    masked = popularity_metrics(histories, histories, np.array([0, 2]), 3, True)
+    unmasked = masked = popularity_metrics(histories, histories, np.array([0, 2]), 3)
     # user 0: items 1, 2 hidden, target 0 first; user 1: item 0 hidden, target 2 ties with 1
     assert masked["popularity_masked/hr_1"] == pytest.approx(1 / 2)
     assert unmasked["popularity/hr_1"] == 0.0             # ties count against the target
