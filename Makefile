@@ -18,7 +18,7 @@ MLFLOW_PORT ?= 5000
 # downloads of hub models named in params.yaml.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test serve mlflow-ui clean
+.PHONY: setup run test test-quick serve mlflow-ui clean distclean
 
 setup: $(VENV)/.installed
 
@@ -51,5 +51,16 @@ mlflow-ui: setup
 test: setup
 	$(PY) -m pytest
 
+# The edit-test loop: unit tests only (no whole stage, no external tool), under a minute.
+test-quick: setup
+	$(PY) -m pytest -m "not slow"
+
+# What the pipeline regenerates: every DVC output git does not track, partial work and the
+# DVC cache. The tracked metrics/ and reports/evaluate.md stay, and so do downloaded images.
 clean:
-	rm -rf $(VENV) data/synthetic data/ingest metrics .dvc/tmp .dvc/cache
+	rm -rf data/synthetic data/ingest data/features/*.parquet data/sasrec data/codes \
+		data/model data/evaluate data/work plots reports/evaluate.png .dvc/tmp .dvc/cache
+
+# Also the venv and the MLflow and Prefect state of past runs.
+distclean: clean
+	rm -rf $(VENV) mlflow.db mlartifacts mlruns .prefect

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import params_from_dict, with_overrides  # noqa: E402
-from pipeline.seeding import seed_everything  # noqa: E402
+from pipeline.runtime.seeding import seed_everything  # noqa: E402
 from pipeline.stages import quantize, resolve  # noqa: E402
 from stage_runs import train_and_evaluate  # noqa: E402
 

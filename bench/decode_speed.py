@@ -25,12 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import tables  # noqa: E402
+from pipeline.io import tables  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.genrec_data import history_samples  # noqa: E402
-from pipeline.hf_decoding import hf_decode, prefix_table  # noqa: E402
-from pipeline.recommend import load_model  # noqa: E402
-from pipeline.recommender import decode  # noqa: E402
+from pipeline.genrec.tasks import history_samples  # noqa: E402
+from pipeline.genrec.hf_reference import hf_decode, prefix_table  # noqa: E402
+from pipeline.serve.recommender import load_model  # noqa: E402
+from pipeline.genrec.decoding import decode  # noqa: E402
 
 
 def timed(fn, batches) -> tuple[float, torch.Tensor]:
@@ -69,7 +69,7 @@ def main() -> int:
                      batches)
     users = sum(len(b) for b in batches[1:])
     same = (ours[args.batch:, :10] == hf[args.batch:, :10]).all(dim=1)
-    result = {"task": t.name, "method": loaded.cfg.method.value, "beam": args.beam,
+    result = {"task": t.name, "method": loaded.cfg.method, "beam": args.beam,
               "batch": args.batch, "users": users, "catalogue": cat.n_items,
               "ours_users_per_s": round(users / ours_s, 1), "hf_users_per_s": round(users / hf_s, 1),
               "ratio": round(hf_s / ours_s, 1),

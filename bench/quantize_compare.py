@@ -6,7 +6,7 @@
 
 Reads the embedding tables, items and images the pipeline wrote under params.yaml's paths
 (run `make run` first) and fits each quantizer with params.yaml's `quantize:` settings and
-seed, in one process. Results of methods not run are kept from an existing output file.
+seed, in one process, through the same `QUANTIZERS` the `quantize` stage calls. Results of methods not run are kept from an existing output file.
 """
 from __future__ import annotations
 
@@ -17,17 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import quantizers  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.config import QuantizeMethod, load_params  # noqa: E402
 from pipeline.core.resolve import code_stats  # noqa: E402
-from pipeline.features import read_embeddings  # noqa: E402
-from pipeline.stages.quantize import rqdino_codes, standardize  # noqa: E402
+from pipeline.quantize import QUANTIZERS  # noqa: E402
 
 
 def main() -> int:
@@ -38,27 +34,17 @@ def main() -> int:
     os.chdir(ROOT)
     params = load_params("params.yaml")
     cfg = params.quantize
-    inputs, raw = {}, {}
-    for name in ("text", "image"):
-        vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
-        raw[name] = (vectors[present], np.flatnonzero(present))
-        inputs[name] = (torch.from_numpy(standardize(vectors[present])), np.flatnonzero(present))
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.is_file() else {}
     for method in args.methods.split(","):
+        quantizer = QUANTIZERS[QuantizeMethod(method)]
+        names = ["image"] if method == "rqdino" else ["text", "image"]
         start = time.perf_counter()
-        generator = torch.Generator().manual_seed(params.seed)
-        if method == "rqdino":
-            fitted = {"image": rqdino_codes(params, *raw["image"])[0]}
-        elif method == "macrec":
-            fitted = {n: out for n, (out, _) in quantizers.macrec(inputs, cfg, generator).items()}
-        else:
-            fit = getattr(quantizers, method)
-            fitted = {n: fit(inputs[n][0], cfg, torch.Generator().manual_seed(params.seed), n)[0]
-                      for n in inputs}
+        fitted = quantizer.fit(names, params) if quantizer.joint else {
+            name: out for name in names for out in quantizer.fit([name], params).values()}
         seconds = time.perf_counter() - start
         for name, out in fitted.items():
-            stats = code_stats(out.codes.numpy(), cfg.codebook_size)
+            stats = code_stats(out.codes, cfg.codebook_size)
             results[f"{method}/{name}"] = {**stats, "seconds": round(seconds, 1)}
             used = " / ".join(str(stats[f"level_{l + 1}/used"]) for l in range(cfg.levels))
             print(f"{method:9s} {name:6s} collisions {stats['collision_rate']:.3f}  used {used}")

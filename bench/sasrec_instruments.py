@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import params_from_dict  # noqa: E402
-from pipeline.seeding import seed_everything  # noqa: E402
+from pipeline.runtime.seeding import seed_everything  # noqa: E402
 from pipeline.stages import ingest, sasrec  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"

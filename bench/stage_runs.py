@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from pipeline.config import params_from_dict
-from pipeline.seeding import seed_everything
+from pipeline.runtime.seeding import seed_everything
 from pipeline.stages import evaluate, train
 
 

@@ -34,14 +34,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import tables  # noqa: E402
+from pipeline.io import tables  # noqa: E402
 from pipeline.config import params_from_dict  # noqa: E402
-from pipeline.cpu_memory import keep_freed_memory  # noqa: E402
-from pipeline.genrec_data import PAD  # noqa: E402
-from pipeline.genrec_training import Step, epoch_steps, train_step  # noqa: E402
+from pipeline.runtime.memory import keep_freed_memory  # noqa: E402
+from pipeline.models.genrec import PAD  # noqa: E402
+from pipeline.genrec.training import Step, epoch_steps, train_step  # noqa: E402
 from pipeline.models.genrec import GenRec  # noqa: E402
-from pipeline.recommender import build_catalog, read_final_codes  # noqa: E402
-from pipeline.stages.train import model_config, training_samples  # noqa: E402
+from pipeline.genrec.catalog import build_catalog, read_final_codes  # noqa: E402
+from pipeline.genrec.fit import model_config, training_samples  # noqa: E402
 
 # (path, allocator setting) of each measured run
 RUNS = [("ours", "keep"), ("ours", "default"), ("ours-hf-encoder", "keep"),

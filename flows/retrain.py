@@ -23,7 +23,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from pipeline import tracking
+from flows import tracking
+from pipeline.config import load_params, params_from_dict, read_yaml, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("synthetic", "ingest", "text_features", "image_features", "sasrec", "quantize",
@@ -37,9 +38,7 @@ SUMMARY = ("test/hr_10", "test/ndcg_10", "sasrec/hr_10", "popularity/hr_10",
 def apply_overrides(params_path: Path, overrides: dict[str, object]) -> None:
     """Set dotted keys (`train.lr`, `dataset.source`) in params.yaml, as `dvc exp run -S` does;
     the result is validated before it is written, so a typo changes nothing."""
-    from pipeline.config import params_from_dict, with_overrides
-
-    raw = with_overrides(yaml.safe_load(params_path.read_text()), overrides)
+    raw = with_overrides(read_yaml(params_path), overrides)
     params_from_dict(raw)
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
@@ -113,7 +112,7 @@ def register_recommender(repo: Path, tracking_uri: str, parent_id: str) -> str:
     """Log the trained recommender as a pyfunc model in the parent run and register it."""
     import mlflow
 
-    from pipeline.pyfunc import log_recommender
+    from pipeline.serve.pyfunc import log_recommender
 
     mlflow.set_tracking_uri(tracking_uri)
     return log_recommender(mlflow, parent_id, repo)
@@ -122,8 +121,7 @@ def register_recommender(repo: Path, tracking_uri: str, parent_id: str) -> str:
 @task
 def summarize(repo: Path, costs: dict[str, StageRun]) -> dict[str, float]:
     """The test metrics, and a markdown artifact with them and every stage's cost."""
-    paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
-    metrics_file = repo / paths["metrics"] / "evaluate.json"
+    metrics_file = repo / load_params(repo / "params.yaml").paths.metrics / "evaluate.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     summary = {k: metrics[k] for k in SUMMARY if k in metrics}
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in summary.items())
@@ -156,10 +154,9 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
         apply_overrides(root / "params.yaml", overrides)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("mmgenrec")
-    raw = yaml.safe_load((root / "params.yaml").read_text())
-    with mlflow.start_run(run_name=f"retrain-{raw['dataset']['source']}") as parent:
-        mlflow.set_tags({"git_commit": tracking.git_commit(root),
-                         "dataset.source": str(raw["dataset"]["source"])})
+    source = load_params(root / "params.yaml").dataset.source
+    with mlflow.start_run(run_name=f"retrain-{source}") as parent:
+        mlflow.set_tags({"git_commit": tracking.git_commit(root), "dataset.source": source})
         costs = {}
         for stage in STAGES:
             options = {"retries": 2, "retry_delay_seconds": 30} if stage in OUTSIDE else {}

@@ -49,3 +49,14 @@ def instruments_dir() -> Path:
     if not INSTRUMENTS.is_dir():
         pytest.skip(f"shared dataset absent: {INSTRUMENTS}")
     return INSTRUMENTS
+
+
+SLOW = ("stages", "test_flows.py")     # whole stages, DVC, Prefect and MLflow runs
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m "not slow"` leaves the unit tests: every test that runs a whole stage or an
+    external tool is marked slow here, by where it lives."""
+    for item in items:
+        if Path(item.path).relative_to(ROOT / "tests").parts[0] in SLOW:
+            item.add_marker(pytest.mark.slow)

@@ -62,7 +62,11 @@ def _imported_files(start: Path) -> set[Path]:
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names if a.name.startswith("pipeline")]
             for name in names:
-                base = ROOT / Path(*name.split("."))
+                parts = name.split(".")
+                # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
+                todo += [p for i in range(1, len(parts))
+                         if (p := ROOT / Path(*parts[:i]) / "__init__.py").is_file()]
+                base = ROOT / Path(*parts)
                 for candidate in (base.with_suffix(".py"), base / "__init__.py"):
                     if candidate.is_file():
                         todo.append(candidate)
@@ -73,3 +77,40 @@ def _docstring_only(path: Path) -> bool:
     body = ast.parse(path.read_text()).body
     return path.name == "__init__.py" and all(
         isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
+def _pipeline_imports(path: Path) -> set[str]:
+    """Every `pipeline...` module name `path` imports (as written, at any depth)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("pipeline")}
+    return names
+
+
+MODULES = sorted(p for p in (ROOT / "pipeline").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_dependencies_run_one_way(path):
+    """stages -> packages -> core: no stage imports another stage or the CLI, no package
+    imports a stage, and core imports nothing else of the pipeline."""
+    rel = path.relative_to(ROOT / "pipeline").parts
+    imported = _pipeline_imports(path)
+    if rel[0] == "stages":
+        assert not {n for n in imported if n.startswith("pipeline.stages")}
+        assert not {n for n in imported if n.startswith("pipeline.serve.recommend")
+                    and not n.startswith("pipeline.serve.recommender")}
+    else:
+        assert not {n for n in imported if n.startswith("pipeline.stages")}
+    if rel[0] == "core":
+        assert all(n.startswith("pipeline.core") for n in imported)
+
+
+def test_pipeline_is_packages_not_a_pile_of_modules():
+    top = sorted(p.name for p in (ROOT / "pipeline").glob("*.py"))
+    assert len(top) <= 5, top
+    for path in MODULES + sorted((ROOT / "flows").glob("*.py")):
+        assert len(path.read_text().splitlines()) <= 300, path

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision import transforms
 
 from pipeline.encoders.text import offline_hint
-from pipeline.features import FeatureError
+from pipeline.runtime.errors import FeatureError
 
 
 class ImageEncoder:

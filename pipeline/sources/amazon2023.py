@@ -6,8 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.sources.common import (
-    RawDataset, RawItem, SkipLog, as_categories, as_text, find_file, first_image, read_meta,
-    read_reviews,
+    RawDataset, RawItem, SkipLog, as_categories, as_text, find_file, first_image, read_meta, read_reviews,
 )
 
 

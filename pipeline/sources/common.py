@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.core.text import clean_text
-from pipeline.errors import UserInputError
+from pipeline.runtime.errors import UserInputError
 
 
 class IngestError(UserInputError, RuntimeError):

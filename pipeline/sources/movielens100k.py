@@ -10,8 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.sources.common import (
-    IngestError, RawDataset, RawInteractions, RawItem, SkipLog, as_text, open_text,
-    to_int_timestamp,
+    IngestError, RawDataset, RawInteractions, RawItem, SkipLog, as_text, open_text, to_int_timestamp,
 )
 
 

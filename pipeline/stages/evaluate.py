@@ -22,23 +22,22 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipeline import tables
+from pipeline.baselines import sasrec
+from pipeline.baselines.popularity import popularity_metrics
 from pipeline.config import Params
-from pipeline.core.metrics import (
-    drop_seen, mask_seen_scores, padded_histories, ranking_metrics, target_ranks,
-)
-from pipeline.features import resolve_device
-from pipeline.genrec_data import history_samples
-from pipeline.models.sasrec import SASRec, SASRecConfig
-from pipeline.recommend import load_model
-from pipeline.recommender import normalization, recommend_users, topk_ranks
-from pipeline.reports import write_report
-from pipeline.runner import stage_main
-from pipeline.stages.sasrec import evaluate as sasrec_metrics
+from pipeline.core.metrics import drop_seen, padded_histories, ranking_metrics
+from pipeline.genrec.checkpoint import load_model
+from pipeline.genrec.decoding import normalization, recommend_users, topk_ranks
+from pipeline.genrec.tasks import history_samples
+from pipeline.io import tables
+from pipeline.io.reports import write_report
+from pipeline.runtime.devices import resolve_device
+from pipeline.runtime.stage import stage_main
+
 
 def run(params: Params) -> dict:
     cfg = params.evaluate
-    device = resolve_device(cfg.device.value)
+    device = resolve_device(cfg.device)
     loaded = load_model(Path(params.paths.model) / "model.pt", device)
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     rows = _users(len(seqs), cfg.users, params.seed)
@@ -51,7 +50,7 @@ def run(params: Params) -> dict:
     # The beam's whole fused list (beam >= top_k), so the history-masked top-10 has
     # candidates left.
     top, scores = recommend_users(loaded.model, loaded.catalog, samples.history, cfg.beam,
-                                  normalization(loaded.cfg), cfg.fusion.value, cfg.beam,
+                                  normalization(loaded.cfg), cfg.fusion, cfg.beam,
                                   device, cfg.batch_size, progress="evaluate")
     n_items = loaded.catalog.n_items
     target_t = torch.from_numpy(targets)
@@ -60,14 +59,14 @@ def run(params: Params) -> dict:
     metrics |= ranking_metrics(topk_ranks(masked, target_t), "test_masked")
     metrics |= output_checks(top[:, :cfg.top_k], n_items)
     metrics |= popularity_metrics(all_histories, histories, targets, n_items)
-    sasrec = _load_sasrec(Path(params.paths.sasrec) / "model.pt", device)
+    baseline = sasrec.load(Path(params.paths.sasrec) / "model.pt", device)
     for mask in (False, True):
-        metrics |= sasrec_metrics(sasrec, histories, targets, mask, device,
-                                  "sasrec_masked" if mask else "sasrec")
+        metrics |= sasrec.evaluate(baseline, histories, targets, mask, device,
+                                   "sasrec_masked" if mask else "sasrec")
     # The history every model of the table saw: the test histories are cut to
     # ingest.max_history, each model reads its own last max_history / max_len of them.
     metrics |= {"users": len(rows), "history_items": min(
-        params.ingest.max_history, loaded.cfg.max_history, sasrec.cfg.max_len)}
+        params.ingest.max_history, loaded.cfg.max_history, baseline.cfg.max_len)}
     _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets,
                        top[:, :cfg.top_k], scores[:, :cfg.top_k], cfg.top_k)
     write_report(Path(params.paths.reports), metrics, loaded.cfg, params.evaluate)
@@ -87,34 +86,6 @@ def output_checks(top: torch.Tensor, n_items: int) -> dict[str, float]:
     shown = torch.unique(top[:, :10][valid[:, :10]])
     return {"test/invalid_rate": float(1.0 - valid.float().mean()),
             "test/coverage_10": len(shown) / n_items}
-
-
-def popularity_metrics(all_histories: list[list[int]], histories: list[list[int]],
-                       targets: np.ndarray, n_items: int, chunk: int = 1024) -> dict[str, float]:
-    """Every user gets the items most frequent in the test histories (what is known at test
-    time); ties rank against the target. Both protocols: `popularity/...` ranks every item,
-    `popularity_masked/...` leaves each user's own history items out of their ranking."""
-    counts = torch.from_numpy(np.bincount(
-        np.concatenate([np.asarray(h, dtype=np.int64) for h in all_histories]),
-        minlength=n_items).astype(np.float32))
-    target_t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
-    ranks, masked = [], []
-    for start in range(0, len(histories), chunk):
-        tgt = target_t[start:start + chunk]
-        scores = counts[None].expand(len(tgt), -1)
-        ranks.append(target_ranks(scores, tgt).numpy())
-        seen = padded_histories(histories[start:start + chunk])
-        masked.append(target_ranks(mask_seen_scores(scores, seen, tgt), tgt).numpy())
-    return (ranking_metrics(np.concatenate(ranks), "popularity")
-            | ranking_metrics(np.concatenate(masked), "popularity_masked"))
-
-
-def _load_sasrec(path: Path, device: torch.device) -> SASRec:
-    """The `sasrec` stage's model, the baseline on the same users."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model = SASRec(SASRecConfig(**saved["config"]))
-    model.load_state_dict(saved["model"])
-    return model.to(device)
 
 
 def _write_predictions(path: Path, users: np.ndarray, targets: np.ndarray, top: torch.Tensor,

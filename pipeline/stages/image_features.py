@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import Params
 from pipeline.encoders import image as image_encoders
-from pipeline.features import (
-    Extraction, coverage_metrics, extract_resumable, fingerprint, load_precomputed,
-    resolve_device, resolve_dtype, shard_argument, shard_main, write_embeddings,
-)
-from pipeline.images import image_path
-from pipeline.runner import stage_main
+from pipeline.encoders.extraction import Extraction, extract_resumable, shard_argument, shard_main
+from pipeline.io.embeddings import coverage_metrics, load_precomputed, write_embeddings
+from pipeline.runtime.checkpoint import fingerprint
+from pipeline.runtime.devices import resolve_device, resolve_dtype
+from pipeline.io.images import image_path
+from pipeline.runtime.stage import stage_main
 
 
 def run(params: Params) -> dict:
@@ -46,9 +46,9 @@ def extraction(params: Params, items) -> tuple[Extraction, list[str]]:
     """The items' image files that are present, the encoder, the work folder named by config
     + files (paths, sizes, modification times); and every item's image status."""
     cfg = params.image_features
-    device = resolve_device(cfg.device.value)
-    encoder = image_encoders.build(cfg.encoder.value, cfg.model, cfg.pretrained,
-                                   cfg.revision, device, resolve_dtype(cfg.dtype.value, device))
+    device = resolve_device(cfg.device)
+    encoder = image_encoders.build(cfg.encoder, cfg.model, cfg.pretrained,
+                                   cfg.revision, device, resolve_dtype(cfg.dtype, device))
     cache = Path(params.paths.image_cache)
     found = [image_path(ref, st, cache) for ref, st in zip(
         items.column("image_ref").to_pylist(), items.column("image_status").to_pylist())]

@@ -1,7 +1,7 @@
 """DVC stage `ingest`: raw dataset files -> validated Parquet tables and the leave-one-out split.
 
 Outputs in `paths.ingest`: items, users, interactions and sequences tables (schemas in
-`pipeline.tables`) and `codes/<modality>.parquet` for semantic IDs imported from a `prepared`
+`pipeline.io.tables`) and `codes/<modality>.parquet` for semantic IDs imported from a `prepared`
 dataset. Metrics: counts before and after every filter and every skipped row by reason.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import tables
-from pipeline.config import MissingMetadata, Params, Source
+from pipeline.io import tables
+from pipeline.config import MissingMetadata, Params
 from pipeline.core.interactions import kcore, leave_one_out
 from pipeline.core.text import compose_text
-from pipeline.runner import stage_main
-from pipeline.sources import amazon2014, amazon2018, amazon2023, movielens100k, prepared
+from pipeline.runtime.stage import stage_main
+from pipeline.sources import load_source
 from pipeline.sources.common import IngestError, RawDataset, RawItem, check_image
 
 
@@ -42,7 +42,7 @@ def run(params: Params) -> dict:
     else:
         for item in sorted(unknown.to_list()):
             raw.items[item] = RawItem(original_id=item)
-    _count(metrics, "metadata", df, f"ingest.missing_metadata={cfg.missing_metadata.value}")
+    _count(metrics, "metadata", df, f"ingest.missing_metadata={cfg.missing_metadata}")
 
     # Keep each user's earliest interaction with an item.
     df = df.sort(["timestamp", "seq"]).unique(["user", "item"], keep="first", maintain_order=True)
@@ -80,27 +80,6 @@ def run(params: Params) -> dict:
     return metrics
 
 
-def load_source(params: Params) -> RawDataset:
-    """Read the dataset that `params.dataset.source` selects."""
-    ds, strict = params.dataset, params.ingest.strict
-    folder = Path(ds.path)
-    if ds.source is Source.SYNTHETIC:
-        # The generated shop is Amazon 2018 data, read by the same reader as real data.
-        return amazon2018.load(Path(params.paths.synthetic), params.synthetic.name, strict)
-    if ds.source is Source.MOVIELENS100K:
-        return movielens100k.load(strict)
-    if not folder.is_dir():
-        raise IngestError(f"dataset.path {folder} is not a folder (dataset.source is "
-                          f"{ds.source.value}); see README 'Swapping datasets'")
-    if ds.source is Source.AMAZON2018:
-        return amazon2018.load(folder, ds.name, strict)
-    if ds.source is Source.AMAZON2014:
-        return amazon2014.load(folder, ds.name, strict)
-    if ds.source is Source.AMAZON2023:
-        return amazon2023.load(folder, ds.name, strict)
-    return prepared.load(folder, ds.name, {m.value: s for m, s in ds.prepared_codes.items()})
-
-
 def _count(metrics: dict, step: str, df: pl.DataFrame, cause: str) -> None:
     metrics[f"{step}/interactions"] = df.height
     metrics[f"{step}/users"] = df["user"].n_unique()
@@ -118,7 +97,7 @@ def _write_users(out: Path, user_order: list[str]) -> None:
 
 def _write_items(out: Path, raw: RawDataset, item_order: list[str], params: Params) -> dict:
     cfg = params.ingest
-    fields = tuple(f.value for f in cfg.text_fields)
+    fields = tuple(cfg.text_fields)
     rows = {name: [] for name in tables.ITEMS.names}
     statuses = {status: 0 for status in tables.IMAGE_STATUSES}
     root = Path.cwd()

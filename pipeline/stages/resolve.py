@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import Params, ResolveStrategy
 from pipeline.core.resolve import (
     Resolved, append, code_stats, collision_groups, reassign, sinkhorn,
 )
-from pipeline.runner import stage_main
+from pipeline.runtime.stage import stage_main
 
 
 def run(params: Params) -> dict:
@@ -23,7 +23,7 @@ def run(params: Params) -> dict:
     size = params.quantize.codebook_size
     metrics: dict[str, float] = {}
     with tables.atomic_dir(Path(params.paths.codes) / "final") as tmp:
-        for modality in sorted(m.value for m in params.quantize.methods):
+        for modality in sorted(params.quantize.methods):
             item_ids, codes = tables.read_codes(raw_dir / f"{modality}.parquet")
             levels = codes.shape[1]
             dists_path = raw_dir / f"{modality}_dists.npy"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from pipeline.config import Params
-from pipeline.runner import stage_main
+from pipeline.runtime.stage import stage_main
 from pipeline.sources import synthetic
-from pipeline.tables import atomic_dir
+from pipeline.io.tables import atomic_dir
 
 
 def run(params: Params) -> dict:

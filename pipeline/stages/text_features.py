@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import Params
 from pipeline.encoders.text import TextEncoder
-from pipeline.features import (
-    Extraction, coverage_metrics, extract_resumable, fingerprint, load_precomputed,
-    resolve_device, resolve_dtype, shard_argument, shard_main, write_embeddings,
-)
-from pipeline.runner import stage_main
+from pipeline.encoders.extraction import Extraction, extract_resumable, shard_argument, shard_main
+from pipeline.io.embeddings import coverage_metrics, load_precomputed, write_embeddings
+from pipeline.runtime.checkpoint import fingerprint
+from pipeline.runtime.devices import resolve_device, resolve_dtype
+from pipeline.runtime.stage import stage_main
 
 
 def run(params: Params) -> dict:
@@ -41,9 +41,9 @@ def run(params: Params) -> dict:
 def extraction(params: Params, texts: list[str]) -> Extraction:
     """The non-empty texts, the encoder, and the work folder named by config + texts."""
     cfg = params.text_features
-    device = resolve_device(cfg.device.value)
-    encoder = TextEncoder(cfg.model, cfg.revision, cfg.pooling.value, cfg.normalize,
-                          cfg.max_length, device, resolve_dtype(cfg.dtype.value, device))
+    device = resolve_device(cfg.device)
+    encoder = TextEncoder(cfg.model, cfg.revision, cfg.pooling, cfg.normalize,
+                          cfg.max_length, device, resolve_dtype(cfg.dtype, device))
     todo = [t for t in texts if t]
     work = Path(params.paths.work) / "text_features" / fingerprint(dataclasses.asdict(cfg), todo)
     return Extraction(todo, encoder, encoder.dim, work, cfg.batch_size, "text_features")

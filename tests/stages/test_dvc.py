@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +20,6 @@ def _sh(cmd: list[str], cwd: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
 def test_dvc_repro_then_status_is_clean(params_dict, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -7,11 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline import recommend, tables
+from pipeline.serve import recommend, recommender
+from pipeline.io import tables
 from pipeline.config import params_from_dict
-from pipeline.errors import UserInputError
+from pipeline.runtime.errors import UserInputError
 from pipeline.stages import evaluate, train
-from pipeline.stages.evaluate import output_checks, popularity_metrics
+from pipeline.baselines.popularity import popularity_metrics
+from pipeline.stages.evaluate import output_checks
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def test_recommend_api_matches_the_stage_and_names_unknown_items(trained):
     predictions = pq.read_table("data/evaluate/predictions.parquet").to_pylist()
     seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES).to_pylist()
     history_of = {row["user_id"]: row["test_history"] for row in seqs}
-    rec = recommend.Recommender("data/model/model.pt", "data/ingest/items.parquet", "cpu", beam=12)
+    rec = recommender.Recommender("data/model/model.pt", "data/ingest/items.parquet", "cpu", beam=12)
     first = predictions[0]
     got = rec.recommend(history_of[first["user_id"]], k=10)
     assert [r.item_id for r in got] == first["items"]

@@ -8,11 +8,15 @@ import torch
 import yaml
 from PIL import Image
 
-from pipeline import features, tables
+from pipeline.encoders import extraction as features
+from pipeline.io import tables
 from pipeline.config import params_from_dict
 from pipeline.encoders import image as image_encoders
 from pipeline.encoders.text import TextEncoder
-from pipeline.features import FeatureError, extract_resumable, load_precomputed, read_embeddings
+from pipeline.runtime.devices import resolve_device
+from pipeline.runtime.errors import FeatureError
+from pipeline.encoders.extraction import extract_resumable
+from pipeline.io.embeddings import load_precomputed, read_embeddings
 from pipeline.stages import image_features, ingest, synthetic, text_features
 
 
@@ -188,4 +192,4 @@ def test_cuda_request_without_gpu_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(FeatureError, match="no GPU"):
-        features.resolve_device("cuda")
+        resolve_device("cuda")

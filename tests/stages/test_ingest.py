@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import params_from_dict
 from pipeline.sources.common import IngestError
 from pipeline.stages import ingest, synthetic

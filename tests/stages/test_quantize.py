@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import params_from_dict
 from pipeline.core.resolve import reassign
 from pipeline.sources.prepared import parse_code_file

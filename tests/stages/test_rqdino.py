@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import ConfigError, params_from_dict
-from pipeline.dino_views import multicrop
+from pipeline.quantize.views import multicrop
 from pipeline.encoders import image as image_encoders
-from pipeline.errors import UserInputError
+from pipeline.runtime.errors import UserInputError
+from pipeline.quantize import rqdino
 from pipeline.stages import image_features, ingest, quantize, resolve, synthetic
 
 TINY_CLIP = {"embed_dim": 16,
@@ -87,4 +88,4 @@ def test_rqdino_needs_the_encoder_not_precomputed_vectors(params_dict, tmp_path)
     params_dict["quantize"]["methods"] = {"image": "rqdino"}
     params = params_from_dict(params_dict)
     with pytest.raises(UserInputError, match="image_features.precomputed"):
-        quantize.rqdino_codes(params, np.zeros((1, 4), np.float32), np.array([0]))
+        rqdino.fit(["image"], params)

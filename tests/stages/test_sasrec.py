@@ -6,10 +6,11 @@ import pyarrow as pa
 import pytest
 import torch
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import params_from_dict
 from pipeline.core.metrics import ranking_metrics
-from pipeline.features import read_embeddings
+from pipeline.io.embeddings import read_embeddings
+from pipeline.baselines import sasrec as sasrec_baseline
 from pipeline.stages import sasrec
 
 
@@ -47,7 +48,7 @@ def planted(params_dict):
 def test_training_rows_never_contain_held_out_targets(planted):
     _, seqs, _ = planted
     train = [s[:-2] for s in seqs]
-    inputs, targets = sasrec.training_rows(train, max_len=10)
+    inputs, targets = sasrec_baseline.training_rows(train, max_len=10)
     for row, seq in enumerate(seqs):
         seen = set((inputs[row][inputs[row] > 0] - 1).tolist()) | set(
             (targets[row][targets[row] > 0] - 1).tolist())
@@ -78,7 +79,7 @@ def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, ca
     torch.manual_seed(params.seed)
     reference = sasrec.run(params)
 
-    real_evaluate, calls = sasrec.evaluate, []
+    real_evaluate, calls = sasrec_baseline.evaluate, []
 
     def crash_on_third_epoch(*args, **kwargs):
         calls.append(1)
@@ -86,11 +87,11 @@ def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, ca
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(sasrec, "evaluate", crash_on_third_epoch)
+    monkeypatch.setattr(sasrec_baseline, "evaluate", crash_on_third_epoch)
     torch.manual_seed(params.seed)
     with pytest.raises(KeyboardInterrupt):
         sasrec.run(params)
-    monkeypatch.setattr(sasrec, "evaluate", real_evaluate)
+    monkeypatch.setattr(sasrec_baseline, "evaluate", real_evaluate)
     torch.manual_seed(params.seed)
     capsys.readouterr()
     assert sasrec.run(params) == reference

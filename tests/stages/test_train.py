@@ -10,14 +10,16 @@ import pytest
 import torch
 import yaml
 
-from pipeline import tables
+from pipeline.io import tables
 from pipeline.config import params_from_dict
-from pipeline.genrec_data import Task
-from pipeline.genrec_training import target_loss
+from pipeline.genrec.tasks import Task
+from pipeline.genrec.training import target_loss
 from pipeline.models.genrec import GenRec, GenRecConfig
-from pipeline.recommender import build_catalog, evaluate_users, read_final_codes
+from pipeline.genrec.catalog import build_catalog, read_final_codes
+from pipeline.genrec.decoding import evaluate_users
 from pipeline.stages import train
-from pipeline.stages.train import valid_sample
+from pipeline.genrec import fit as genrec_fit
+from pipeline.genrec.fit import model_config, training_samples, valid_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +88,7 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch
     params = params_from_dict(coded)
     train.run(params)
     straight = torch.load("data/model/model.pt", weights_only=False)["model"]
-    real = train.evaluate_users
+    real = genrec_fit.evaluate_users
     calls = {"n": 0}
 
     def dies_in_epoch_two(*args, **kwargs):
@@ -96,11 +98,11 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch
         return real(*args, **kwargs)
 
     Path("data/model/model.pt").unlink()
-    monkeypatch.setattr(train, "evaluate_users", dies_in_epoch_two)
+    monkeypatch.setattr(genrec_fit, "evaluate_users", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train.run(params)
     assert len(list(Path("data/work/train").rglob("last.pt"))) == 1   # epoch 1 was saved
-    monkeypatch.setattr(train, "evaluate_users", real)
+    monkeypatch.setattr(genrec_fit, "evaluate_users", real)
     history = train.run(params)
     resumed = torch.load("data/model/model.pt", weights_only=False)["model"]
     assert history["epochs_run"] == 3
@@ -123,8 +125,8 @@ def test_tokens_round_trip_to_items(coded):
 
 def test_implicit_alignment_pairs_each_item_with_itself(coded):
     from pipeline.core.contrastive import info_nce
-    from pipeline.genrec_data import Batch
-    from pipeline.genrec_training import implicit_alignment
+    from pipeline.models.genrec import Batch
+    from pipeline.genrec.alignment import implicit_alignment
 
     coded["train"]["method"] = "macrec"
     params = params_from_dict(coded)
@@ -169,16 +171,16 @@ def test_two_gloo_processes_train_the_same_model_as_one(coded):
 
 
 def test_processes_split_each_batch_and_average_to_the_batch_gradient(coded, monkeypatch):
-    from pipeline import genrec_training
-    from pipeline.genrec_training import Step, train_step
+    from pipeline.genrec import training as genrec_training
+    from pipeline.genrec.training import Step, train_step
 
     coded["train"].update(method="mscgrec", modality_dropout=0.3)
     params = params_from_dict(coded)
     catalog = build_catalog(read_final_codes(Path("data/codes/final"), params.train), 120,
                             params.train)
     seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES)
-    samples = train.training_samples(catalog, seqs.column("train_items").to_pylist(), 20)["mscgrec"]
-    model = GenRec(train.model_config(params.train, catalog))
+    samples = training_samples(catalog, seqs.column("train_items").to_pylist(), 20)["mscgrec"]
+    model = GenRec(model_config(params.train, catalog))
     step = Step(catalog.train_tasks[0], torch.arange(37))           # odd: an uneven split
     seen = []
     real = genrec_training.encode_history
@@ -199,9 +201,9 @@ def test_processes_split_each_batch_and_average_to_the_batch_gradient(coded, mon
 
 def test_a_tiny_model_overfits_a_toy_shop(params_dict, tiny_t5):
     """16 items whose next item is fixed by the last one: after training, top-1 is always right."""
-    from pipeline.genrec_data import sequential_samples
-    from pipeline.genrec_training import Step, train_step
-    from pipeline.recommender import recommend_batch
+    from pipeline.genrec.tasks import sequential_samples
+    from pipeline.genrec.training import Step, train_step
+    from pipeline.genrec.decoding import recommend_batch
 
     params_dict["train"].update(method="mscgrec", modality_dropout=0.0, model=tiny_t5)
     cfg = params_from_dict(params_dict).train
@@ -213,7 +215,7 @@ def test_a_tiny_model_overfits_a_toy_shop(params_dict, tiny_t5):
     sequences = [[(5 * u + 3 * t) % 16 for t in range(8)] for u in range(4)]
     samples = sequential_samples(sequences, 20, 16)
     torch.manual_seed(0)
-    model = GenRec(train.model_config(cfg, catalog))
+    model = GenRec(model_config(cfg, catalog))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     step = Step(catalog.train_tasks[0], torch.arange(len(samples.target)))
     for _ in range(300):

@@ -1,0 +1,120 @@
+"""The SASRec baseline: its training rows, its training loop (full-softmax cross-entropy,
+early stopping on validation NDCG@10, resumable) and its ranking metrics, with or without
+each user's history masked. Its item table is also the collaborative modality."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import SASRecParams
+from pipeline.core.batching import length_buckets
+from pipeline.core.metrics import mask_seen_scores, ranking_metrics, target_ranks
+from pipeline.models.sasrec import SASRec, SASRecConfig
+from pipeline.runtime.checkpoint import fingerprint, load_progress, save_progress
+from pipeline.runtime.errors import UserInputError
+
+
+def training_rows(train_items: list[list[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item targets from the training part only, right-padded.
+
+    Each user's last `max_len + 1` training items give inputs seq[:-1] and targets seq[1:]
+    (item indices shifted by +1; 0 = padding / no target). Users with one training item add
+    no row. Returns (U, max_len) int64 inputs and targets.
+    """
+    rows = [seq[-(max_len + 1):] for seq in train_items if len(seq) >= 2]
+    inputs = torch.zeros(len(rows), max_len, dtype=torch.long)
+    targets = torch.zeros(len(rows), max_len, dtype=torch.long)
+    for r, seq in enumerate(rows):
+        seq = torch.tensor(seq, dtype=torch.long) + 1
+        inputs[r, :len(seq) - 1] = seq[:-1]
+        targets[r, :len(seq) - 1] = seq[1:]
+    return inputs, targets
+
+
+def eval_rows(histories: list[list[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (U, max_len) histories (+1 shifted) and the (U,) index of each last item."""
+    inputs = torch.zeros(len(histories), max_len, dtype=torch.long)
+    last = torch.zeros(len(histories), dtype=torch.long)
+    for r, seq in enumerate(histories):
+        seq = seq[-max_len:]
+        inputs[r, :len(seq)] = torch.tensor(seq, dtype=torch.long) + 1
+        last[r] = len(seq) - 1
+    return inputs, last
+
+
+@torch.no_grad()
+def evaluate(model: SASRec, histories: list[list[int]], targets: np.ndarray, mask_history: bool,
+             device: torch.device, prefix: str, batch_size: int = 512) -> dict[str, float]:
+    """Full-ranking HR/NDCG of `targets` given `histories` (catalogue item indices)."""
+    model.eval()
+    inputs, last = eval_rows(histories, model.cfg.max_len)
+    ranks = []
+    for start in range(0, len(histories), batch_size):
+        stop = start + batch_size
+        width = int(last[start:stop].max()) + 1     # right padding: trim the empty tail
+        seq = inputs[start:stop, :width].to(device)
+        states = model(seq)[torch.arange(len(seq), device=device), last[start:stop].to(device)]
+        scores = model.logits(states)
+        tgt = torch.tensor(targets[start:start + batch_size], device=device)
+        if mask_history:
+            scores = mask_seen_scores(scores, seq - 1, tgt)
+        ranks.append(target_ranks(scores, tgt).cpu().numpy())
+    return ranking_metrics(np.concatenate(ranks), prefix)
+
+
+def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASRecParams,
+        device: torch.device, seed: int, work: Path) -> tuple[dict, dict]:
+    """Train with early stopping on validation NDCG@10; checkpoint every epoch for resume."""
+    inputs, targets = training_rows(train, cfg.max_len)
+    if len(inputs) == 0:
+        raise UserInputError("no user has two or more training items: nothing to train SASRec "
+                             "on (raise ingest.user_k or use a larger dataset)")
+    lengths = (targets > 0).sum(dim=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    ckpt = work / fingerprint(dataclasses.asdict(cfg), seed, len(train), int(inputs.sum()),
+                              int(targets.sum())) / "last.pt"
+    state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": None}
+    stateful = {"model": model, "optimizer": optimizer}
+    if ckpt.is_file():
+        state = load_progress(ckpt, stateful, generator)
+        print(f"sasrec: resuming after epoch {state['epoch']} from {ckpt}")
+    while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
+        model.train()
+        total = 0.0
+        for batch in tqdm(length_buckets(lengths, cfg.batch_size, generator),
+                          desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", disable=None,
+                          leave=False):
+            x, y = inputs[batch], targets[batch]
+            width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
+            x, y = x[:, :width].to(device), y[:, :width].to(device)
+            real = y > 0
+            # Full softmax over the catalogue, at real target positions only.
+            loss = torch.nn.functional.cross_entropy(model.logits(model(x)[real]), y[real] - 1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        state["epoch"] += 1
+        ndcg = evaluate(model, train, valid_item, cfg.mask_history, device, "valid")["valid/ndcg_10"]
+        print(f"sasrec: epoch {state['epoch']} loss {total / len(inputs):.4f} valid ndcg@10 {ndcg:.4f}")
+        if ndcg > state["best_ndcg"]:
+            state |= {"best_ndcg": ndcg, "best_epoch": state["epoch"],
+                      "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        save_progress(ckpt, state, stateful, generator)
+    best_state = state["best_state"]
+    ckpt.unlink(missing_ok=True)
+    return best_state, {"best_epoch": state["best_epoch"], "best_ndcg": state["best_ndcg"],
+                        "epochs_run": state["epoch"]}
+
+
+def load(path: Path, device: torch.device) -> SASRec:
+    """The `sasrec` stage's model, the baseline on the same users."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = SASRec(SASRecConfig(**saved["config"]))
+    model.load_state_dict(saved["model"])
+    return model.to(device)

@@ -1,0 +1,43 @@
+"""params.yaml, the only configuration, loaded strictly into typed, frozen objects.
+
+`load_params` refuses unknown keys, missing keys, wrong types and out-of-range numbers with a
+`ConfigError` that names the key and what is allowed. `schema.py` holds the sections,
+`enums.py` the allowed words, `loader.py` the checking.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config.enums import (
+    CheckpointChoice, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
+)
+from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
+from pipeline.config.schema import (
+    DatasetParams, EvaluateParams, GenRecParams, ImageFeaturesParams, IngestParams, MACRecQuantParams, Params, PathsParams, QuantizeParams, ResolveParams, RQDINOParams, RQVAEParams, SASRecParams, SyntheticParams, TextFeaturesParams, TrainParams,
+)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raises ConfigError naming the offending key."""
+    return params_from_dict(read_yaml(path))
+
+
+def params_from_dict(raw: object) -> Params:
+    """Validate an already-parsed params mapping (what tests shrink) into `Params`."""
+    return build(Params, raw, "")
+
+
+def section_from_dict(cls: type, raw: object, where: str):
+    """Validate one section (e.g. the train params saved inside a model checkpoint)."""
+    return build(cls, raw, where)
+
+
+__all__ = [
+    "CheckpointChoice", "ConfigError", "DType", "DatasetParams", "Device", "EvaluateParams",
+    "Fusion", "GenRecParams", "ImageEncoderName", "ImageFeaturesParams", "IngestParams",
+    "MACRecQuantParams", "MissingMetadata", "Modality", "Params", "PathsParams", "Pooling",
+    "QuantizeMethod", "QuantizeParams", "RQDINOParams", "RQVAEParams", "Range", "ResolveParams",
+    "ResolveStrategy", "Resume", "SASRecParams", "Schedule", "Source", "SyntheticParams",
+    "TaskName", "TextField", "TextFeaturesParams", "TrainMethod", "TrainParams",
+    "load_params", "params_from_dict", "read_yaml", "section_from_dict", "with_overrides",
+]

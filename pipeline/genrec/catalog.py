@@ -1,0 +1,70 @@
+"""The catalogue of semantic IDs the generative recommender reads and writes: vocabulary,
+token tables and tries of each modality, and the method's tasks. Training, evaluation and
+the recommend API build it the same way, from the `resolve` stage's codes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from pipeline.config import TrainParams
+from pipeline.core.trie import Trie, build_trie
+from pipeline.genrec.methods import METHODS
+from pipeline.genrec.tasks import Task
+from pipeline.genrec.vocab import MODALITY_ORDER, Vocab, build_vocab, token_table
+from pipeline.io import tables
+from pipeline.runtime.errors import UserInputError
+
+
+class Catalog(NamedTuple):
+    n_items: int
+    vocab: Vocab
+    tables: dict[str, torch.Tensor]     # modality -> (n_items + 1, L) token ids
+    tries: dict[str, Trie]              # modality -> trie over its codes table rows
+    item_of_row: dict[str, torch.Tensor]  # modality -> (rows,) item id of each trie leaf
+    row_of_item: dict[str, torch.Tensor]  # modality -> (n_items,) trie leaf of each item, -1
+    train_tasks: list[Task]
+    decode_tasks: list[Task]
+
+    def has_codes(self, modality: str, items: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: which of the items (N,) have semantic IDs of `modality`."""
+        return (self.tables[modality][items] != 0).all(dim=1)
+
+
+def read_final_codes(codes_dir: Path, cfg: TrainParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """modality -> (item ids, codes) of the `resolve` stage, for the modalities the method uses."""
+    train_tasks, _ = METHODS[cfg.method].tasks(cfg)
+    needed = sorted({m for t in train_tasks for m in (*t.sources, t.target)},
+                    key=MODALITY_ORDER.index)
+    codes = {}
+    for m in needed:
+        path = codes_dir / f"{m}.parquet"
+        if not path.is_file():
+            raise UserInputError(f"train.method {cfg.method} needs {m} semantic IDs but "
+                                 f"{path} does not exist: add {m} to quantize.methods")
+        codes[m] = tables.read_codes(path)
+    return codes
+
+
+def build_catalog(codes: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int,
+                  cfg: TrainParams) -> Catalog:
+    """Vocabulary, token tables and tries from each modality's (item ids, unique codes)."""
+    train_tasks, decode_tasks = METHODS[cfg.method].tasks(cfg)
+    sizes = {m: tuple(int(k) for k in c.max(axis=0) + 1) for m, (_, c) in codes.items()}
+    vocab = build_vocab(sizes, [t.name for t in train_tasks])
+    return Catalog(
+        n_items, vocab,
+        {m: token_table(ids, c, n_items, vocab.offsets[m]) for m, (ids, c) in codes.items()},
+        {m: build_trie(c, sizes[m]) for m, (_, c) in codes.items()},
+        {m: torch.from_numpy(np.array(ids, dtype=np.int64)) for m, (ids, _) in codes.items()},
+        {m: _inverse(ids, n_items) for m, (ids, _) in codes.items()},
+        train_tasks, decode_tasks)
+
+
+def _inverse(item_ids: np.ndarray, n_items: int) -> torch.Tensor:
+    """(n_items,) row of each item in a codes table; -1 for items without codes."""
+    rows = torch.full((n_items,), -1, dtype=torch.long)
+    rows[torch.from_numpy(np.array(item_ids, dtype=np.int64))] = torch.arange(len(item_ids))
+    return rows

@@ -1,0 +1,129 @@
+"""Decoding: histories -> each decoded task's top-W items by trie-constrained beam search,
+fused across tasks into one top-K list; and the ranking metrics of those lists."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import TrainParams
+from pipeline.core.beam import beam_search
+from pipeline.core.metrics import ranking_metrics
+from pipeline.genrec.catalog import Catalog
+from pipeline.genrec.tasks import Samples, Task, encode_history
+from pipeline.models.genrec import GenRec
+
+
+ENCODE_CHUNK = 16   # users per encoder call when decoding: similar history lengths, little padding
+
+
+def encode_by_length(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder states (B, S, D) and mask (B, S) of histories (B, H) for task `t`, computed in
+    chunks of users with similar history lengths so that each chunk carries little padding
+    (the encoder costs what its padded batch costs). The prompt is the last token and real
+    tokens never see the padding, so each row equals what one padded batch would give."""
+    length = (history != catalog.n_items).sum(dim=1)
+    order = torch.argsort(length, stable=True)
+    chunks = []
+    for rows in order.split(ENCODE_CHUNK):
+        batch = encode_history(history[rows], t, catalog.tables, catalog.vocab.prompts[t.name],
+                               catalog.n_items)
+        batch = type(batch)(*(x.to(device) for x in batch))
+        chunks.append((rows, model.encode(batch), batch.mask))
+    width = max(states.shape[1] for _, states, _ in chunks)
+    states = torch.zeros(len(history), width, chunks[0][1].shape[2], device=device)
+    mask = torch.zeros(len(history), width, dtype=torch.bool, device=device)
+    for rows, chunk_states, chunk_mask in chunks:           # right-aligned: padding is on the left
+        rows = rows.to(device)
+        states[rows, width - chunk_states.shape[1]:] = chunk_states
+        mask[rows, width - chunk_mask.shape[1]:] = chunk_mask
+    return states, mask
+
+
+@torch.no_grad()
+def decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, beam: int,
+           normalize: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-`beam` (item ids (B, W), log-probabilities (B, W)) of task `t` for histories
+    (B, H); -1 / -inf where fewer than W items exist."""
+    states, mask = encode_by_length(model, catalog, history, t, device)
+    trie = catalog.tries[t.target]
+    out = beam_search(model.decode_step, model.reorder, model.start_decoding(states, mask),
+                      len(history), trie, list(catalog.vocab.offsets[t.target]), beam,
+                      normalize=normalize)
+    items = catalog.item_of_row[t.target].to(device)[out.items.clamp(min=0)]
+    return torch.where(out.items >= 0, items, -1), out.scores
+
+
+def fuse(results: list[tuple[torch.Tensor, torch.Tensor]], n_items: int, rule: str,
+         k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse several decoders' (items (B, W), scores (B, W)) into top-k (items, scores).
+
+    `mean`: an item's score is the mean log-probability over the decoders that found it;
+    `mean_bonus`: the same + 1 for items found by more than one decoder (MACRec's code);
+    `max`: the best of its log-probabilities. Items found by none are never returned.
+    """
+    items, scores = torch.cat([r[0] for r in results], 1), torch.cat([r[1] for r in results], 1)
+    b = items.shape[0]
+    valid = items >= 0
+    col = torch.where(valid, items, n_items)                       # sentinel column n_items
+    score = torch.where(valid, scores, 0.0)
+    total = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, score)
+    count = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, valid.float())
+    if rule == "max":
+        fused = torch.full((b, n_items + 1), -torch.inf, device=items.device)
+        fused = fused.scatter_reduce(1, col, torch.where(valid, scores, -torch.inf), "amax")
+    else:
+        fused = total / count.clamp(min=1)
+        if rule == "mean_bonus":
+            fused = fused + (count > 1).float()
+    fused = torch.where(count > 0, fused, -torch.inf)[:, :n_items]
+    top_scores, top_items = fused.topk(min(k, n_items), dim=1)
+    return torch.where(top_scores > -torch.inf, top_items, -1), top_scores
+
+
+def recommend_batch(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
+                    normalize: str, fusion: str, k: int, device: torch.device):
+    """Fused top-k (items (B, k), scores (B, k)) of the method's decoded tasks."""
+    results = [decode(model, catalog, history, t, beam, normalize, device)
+               for t in catalog.decode_tasks]
+    return fuse(results, catalog.n_items, fusion, k)
+
+
+def normalization(cfg: TrainParams) -> str:
+    """Decoding scores the way the model was trained: over the trie's codes or the vocabulary."""
+    return "trie" if cfg.constrained else "full"
+
+
+@torch.no_grad()
+def recommend_users(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
+                    normalize: str, fusion: str, k: int, device: torch.device,
+                    batch_size: int = 128, progress: str | None = None):
+    """Fused top-k (items (U, k), scores (U, k)) on the CPU of histories (U, H), decoded in
+    batches of `batch_size` users with the model in eval mode; -1 / -inf fill the lists
+    past the catalogue's end. `progress` names a progress bar (none when None)."""
+    model.eval()
+    tops, scores = [], []
+    for start in tqdm(range(0, len(history), batch_size), desc=progress, unit="batch",
+                      disable=None if progress else True, leave=False):
+        top, score = recommend_batch(model, catalog, history[start:start + batch_size], beam,
+                                     normalize, fusion, k, device)
+        missing = k - top.shape[1]              # a catalogue smaller than k
+        tops.append(torch.nn.functional.pad(top.cpu(), (0, missing), value=-1))
+        scores.append(torch.nn.functional.pad(score.cpu(), (0, missing), value=-torch.inf))
+    return torch.cat(tops), torch.cat(scores)
+
+
+def evaluate_users(model: GenRec, catalog: Catalog, samples: Samples, cfg: TrainParams,
+                   device: torch.device, prefix: str, batch_size: int = 128):
+    """HR@{1,5,10}, NDCG@{5,10} of fused top-10 lists, and the (U, 10) lists themselves."""
+    top, _ = recommend_users(model, catalog, samples.history, cfg.beam, normalization(cfg),
+                             cfg.fusion, 10, device, batch_size)
+    return ranking_metrics(topk_ranks(top, samples.target), prefix), top
+
+
+def topk_ranks(top: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """0-based rank of each target in its top-k list; k (a miss) when absent."""
+    hit = top == targets[:, None]
+    ranks = torch.where(hit.any(dim=1), hit.float().argmax(dim=1), top.shape[1])
+    return ranks.cpu().numpy()

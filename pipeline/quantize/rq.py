@@ -1,0 +1,73 @@
+"""Residual quantization of item vectors, one modality at a time: `rqkmeans` (residual
+k-means, no training) and `rqvae` (the TIGER / MQL4GRec RQ-VAE)."""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from pipeline.config import CheckpointChoice, Params, QuantizeParams
+from pipeline.core.kmeans import QuantizeOutput, residual_assign, residual_kmeans
+from pipeline.core.resolve import code_stats
+from pipeline.models.rqvae import RQVAE, RQVAEConfig
+from pipeline.quantize.base import Quantized, quantized, training_input
+from pipeline.runtime.devices import resolve_device
+
+
+def fit_rqkmeans(names: list[str], params: Params) -> dict[str, Quantized]:
+    (name,) = names
+    x, item_ids = training_input(params, name)
+    generator = torch.Generator().manual_seed(params.seed)
+    return {name: quantized(item_ids, *rqkmeans(x, params.quantize, generator, name))}
+
+
+def fit_rqvae(names: list[str], params: Params) -> dict[str, Quantized]:
+    (name,) = names
+    x, item_ids = training_input(params, name)
+    generator = torch.Generator().manual_seed(params.seed)
+    return {name: quantized(item_ids, *rqvae(x, params.quantize, generator, name))}
+
+
+def rqkmeans(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
+              name: str) -> tuple[QuantizeOutput, list[dict]]:
+    books = residual_kmeans(x, cfg.levels, cfg.codebook_size, generator, cfg.kmeans_iters)
+    return residual_assign(x, books), []
+
+
+def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
+           name: str) -> tuple[QuantizeOutput, list[dict]]:
+    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one.
+    Returns the codes and one record per epoch (losses, collision rate, code usage)."""
+    p = cfg.rqvae
+    device = resolve_device(p.device)
+    model = RQVAE(RQVAEConfig(x.shape[1], p.hidden, p.latent_dim, cfg.levels,
+                              cfg.codebook_size, p.beta)).to(device)
+    x = x.to(device)
+    first = torch.randperm(len(x), generator=generator)[:p.batch_size].to(device)
+    model.init_codebooks(x[first], generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
+    best, best_rate, history = None, float("inf"), []
+    for epoch in tqdm(range(p.epochs), desc=f"quantize {name}", unit="epoch", disable=None):
+        model.train()
+        recon_sum = quant_sum = 0.0
+        for batch in torch.randperm(len(x), generator=generator).split(p.batch_size):
+            out = model(x[batch.to(device)])
+            recon = (out.recon - x[batch.to(device)]).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            (recon + out.quant_loss).backward()
+            optimizer.step()
+            recon_sum += recon.item() * len(batch)
+            quant_sum += out.quant_loss.item() * len(batch)
+        model.eval()
+        with torch.no_grad():
+            stats = code_stats(model(x).codes.cpu().numpy(), cfg.codebook_size)
+        rate = stats["collision_rate"]
+        history.append({"epoch": epoch + 1, "recon_loss": recon_sum / len(x),
+                        "quant_loss": quant_sum / len(x), **stats})
+        if rate < best_rate or p.checkpoint is CheckpointChoice.LAST:
+            best_rate = rate
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        return QuantizeOutput(out.codes.cpu(), out.quantized.cpu(), model.distances(x).cpu()), history
