@@ -59,7 +59,8 @@ test-quick: setup
 # DVC cache. The tracked metrics/ and reports/evaluate.md stay, and so do downloaded images.
 clean:
 	rm -rf data/synthetic data/ingest data/features/*.parquet data/sasrec data/codes \
-		data/model data/evaluate data/work plots reports/evaluate.png .dvc/tmp .dvc/cache
+		data/model data/evaluate data/work data/costs plots reports/evaluate.png .dvc/tmp \
+		.dvc/cache
 
 # Also the venv and the MLflow and Prefect state of past runs.
 distclean: clean

@@ -68,7 +68,7 @@ ROWS = (  # id, what the row shows, dotted params.yaml keys changed
 SEEDS = (1, 2, 3)          # the `mscgrec` row again under other seeds, on the same codes
 ROWS += tuple((f"mscgrec-seed{seed}", f"mscgrec, seed {seed}", {"seed": seed}) for seed in SEEDS)
 NEEDED = ("ingest/sequences.parquet", "features/text.parquet", "features/image.parquet",
-          "features/collab.parquet", "sasrec/model.pt")
+          "features/collab.parquet", "sasrec/model.safetensors")
 
 
 def _section(overrides: dict, section: str) -> dict:

@@ -4,7 +4,7 @@ default catalogue's size and extrapolated to a larger one.
 
     python bench/catalogue_memory.py [--items 400000] [--out bench/results/catalogue_memory.json]
 
-Reads the trained models (`<paths.model>/model.pt`, `<paths.sasrec>/model.pt`; run `make run`
+Reads the trained models (the `<paths.model>` and `<paths.sasrec>` folders; run `make run`
 first). Counts what each model must store per catalogue: semantic IDs at the smallest integer
 width that holds a code (1 byte for codebooks of ≤ 256), and the token tables whose size
 depends on the vocabulary (T5's input embedding and its untied output projection, float32);
@@ -19,12 +19,12 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_params  # noqa: E402
+from pipeline.io.weights import load_weights  # noqa: E402
 
 FLOAT = 4
 
@@ -45,12 +45,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "catalogue_memory.json"))
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
-    genrec = torch.load(ROOT / params.paths.model / "model.pt", map_location="cpu",
-                        weights_only=False)
-    sasrec = torch.load(ROOT / params.paths.sasrec / "model.pt", map_location="cpu",
-                        weights_only=False)
-    lengths = {m: int(codes.shape[1]) for m, (_, codes) in genrec["codes"].items()}
-    largest = max(int(codes.max()) for _, codes in genrec["codes"].values())
+    tensors, genrec = load_weights(ROOT / params.paths.model, "model", "make run")
+    _, sasrec = load_weights(ROOT / params.paths.sasrec, "model", "make run")
+    codes = {m: tensors[f"codes.{m}.codes"] for m in genrec["modalities"]}
+    lengths = {m: int(c.shape[1]) for m, c in codes.items()}
+    largest = max(int(c.max()) for c in codes.values())
     code_bytes = 1 if largest < 2 ** 8 else 2 if largest < 2 ** 16 else 4
     vocab, d_model = genrec["config"]["vocab_size"], genrec["config"]["d_model"]
     hidden = sasrec["config"]["hidden"]

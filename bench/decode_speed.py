@@ -4,7 +4,7 @@ trie `prefix_allowed_tokens_fn`, on the same trained model, users and beam, in o
     python bench/decode_speed.py [--users 512] [--beam 20] [--batch 64]
         [--out bench/results/decode_speed.json]
 
-Reads the trained model (`<paths.model>/model.pt`) and the test histories under params.yaml's
+Reads the trained model (the `<paths.model>` folder) and the test histories under params.yaml's
 paths (run `make run` first). Both decoders score with the full-vocabulary softmax (HF's
 semantics), decode the method's first decoded task, and are timed over the same users after
 one untimed warm-up batch each. Reports users/s, the ratio, and how many users get an
@@ -55,7 +55,7 @@ def main() -> int:
     os.chdir(ROOT)
     params = load_params("params.yaml")
     device = torch.device("cpu")
-    loaded = load_model(Path(params.paths.model) / "model.pt", device)
+    loaded = load_model(Path(params.paths.model), device)
     cat = loaded.catalog
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     histories = seqs.column("test_history").to_pylist()[:args.users + args.batch]

@@ -63,7 +63,7 @@ def prepare(raw: dict, work: Path) -> dict:
     seed_everything(params.seed)
     paths, seconds = params.paths, {}
     steps = (("ingest", ingest, Path(paths.ingest) / "sequences.parquet"),
-             ("sasrec", sasrec, Path(paths.sasrec) / "model.pt"),
+             ("sasrec", sasrec, Path(paths.sasrec) / "model.safetensors"),
              ("quantize", quantize, Path(paths.codes) / "raw" / "collab.parquet"),
              ("resolve", resolve, Path(paths.codes) / "final" / "collab.parquet"))
     for name, stage, done in steps:

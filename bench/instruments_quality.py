@@ -61,13 +61,15 @@ def run_params(raw: dict, run: str, seed: int, work: Path) -> dict:
 
 
 def one_seed(raw: dict, run: str, seed: int, work: Path) -> dict:
-    """Train and evaluate one (run, seed); the epoch curve comes from the train stage's plot."""
+    """Train and evaluate one (run, seed); the epoch curve comes from the train stage's plot,
+    its training minutes from the stage's timings."""
     params = run_params(raw, run, seed, work)
     result = train_and_evaluate(params)
     curve = json.loads((Path(params["paths"]["plots"]) / "train" / "epochs.json").read_text())
-    keep = ("epoch", "steps", "train_minutes", "lr", "train/loss", "valid/hr_10", "valid/ndcg_10")
+    keep = ("epoch", "steps", "lr", "train/loss", "valid/hr_10", "valid/ndcg_10")
+    minutes = result["train"]["timing/epoch_minutes"]          # training only, per epoch end
     return {"train": result["train"], "test": result["test"], "curve": [
-        {k: e[k] for k in keep if k in e} for e in curve],
+        {**{k: e[k] for k in keep if k in e}, "train_minutes": m} for e, m in zip(curve, minutes)],
         "train_minutes": result["train_minutes"], "train_params": params["train"]}
 
 

@@ -8,7 +8,9 @@ Clones this repository's committed HEAD into `--dir` (which must not exist), run
 (venv + install), `make run` (the retrain flow: every stage through `dvc repro`, tracked in
 MLflow), `make run` again and `dvc repro` alone, timing each; reads each stage's wall time and
 peak RSS from the flow's MLflow runs (`cost/seconds`, `cost/peak_rss_mb`) and checks that
-`dvc status` is clean and the registered model predicts.
+`dvc status` is clean and the registered model predicts. It also reports whether the fresh
+run reproduced the committed one: every stage whose outputs' hashes differ from the committed
+`dvc.lock`, and what `git status` shows (issue 20: a fresh clone must leave it clean).
 """
 from __future__ import annotations
 
@@ -62,6 +64,24 @@ print(list(model.predict(pd.DataFrame({{"history": [[1, 2, 3]]}}), params={{"k":
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def lock_drift(repo: Path) -> dict[str, list[str]]:
+    """Stage -> outputs whose hash in the run's dvc.lock differs from the committed one."""
+    import yaml
+
+    def outs(text: str) -> dict[str, dict[str, str]]:
+        stages = (yaml.safe_load(text) or {}).get("stages", {})
+        return {name: {o["path"]: o.get("md5") for o in entry.get("outs", [])}
+                for name, entry in stages.items()}
+
+    committed = outs(subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=repo, text=True,
+                                    capture_output=True, check=True).stdout)
+    ran = outs((repo / "dvc.lock").read_text())
+    return {stage: sorted(p for p in set(ran.get(stage, {})) | set(files)
+                          if ran.get(stage, {}).get(p) != files.get(p))
+            for stage, files in committed.items()
+            if ran.get(stage, {}) != files}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", default="/tmp/mmgenrec-cost")
@@ -79,6 +99,10 @@ def main() -> int:
     result["setup_s"] = timed(["make", "setup"], repo, env)
     result["run_from_scratch_s"] = timed(["make", "run"], repo, env)
     result["stages"] = stage_costs(repo)
+    result["outputs_differing_from_committed_lock"] = lock_drift(repo)
+    result["git_status_after_run"] = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True,
+        check=True).stdout.splitlines()
     result["run_nothing_changed_s"] = timed(["make", "run"], repo, env)
     dvc_env = {**env, "PATH": f"{repo / '.venv' / 'bin'}{os.pathsep}{env['PATH']}",
                "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(repo / ".dvc" / "tmp" / "site")}

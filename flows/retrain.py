@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows import tracking
+from flows.lock import RepoBusy, repo_lock
 from pipeline.config import load_params, params_from_dict, read_yaml, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +138,7 @@ def summarize(repo: Path, costs: dict[str, StageRun]) -> dict[str, float]:
 @flow(name="retrain", log_prints=True)
 def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
             tracking_uri: str = "", register_model: bool = True,
-            feature_shards: int = 1) -> dict[str, float]:
+            feature_shards: int = 1, wait_for_lock: bool = True) -> dict[str, float]:
     """Run the pipeline (params overrides first, e.g. {"dataset.source": "movielens100k"}),
     track every stage in MLflow (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
     sqlite:///<repo>/mlflow.db) and register the model. Returns the test summary.
@@ -145,13 +146,25 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
     `feature_shards` > 1 splits a stale feature stage into that many `extract_shard` tasks,
     run in parallel by the flow's task runner (threads of this process by default; a
     `prefect_dask.DaskTaskRunner` spreads them over a Dask cluster's machines) before the
-    stage's DVC run assembles them."""
-    import mlflow
+    stage's DVC run assembles them.
 
+    One retrain at a time per repository (`flows.lock`): while another holds it, this one
+    waits (and says so), or with `wait_for_lock=False` stops with RepoBusy."""
     root = Path(repo)
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
-    if overrides:
-        apply_overrides(root / "params.yaml", overrides)
+    with repo_lock(root, wait=wait_for_lock):
+        if overrides:
+            apply_overrides(root / "params.yaml", overrides)
+        summary = _run_pipeline(root, uri, register_model, feature_shards)
+    print(f"retrain: {summary}")
+    return summary
+
+
+def _run_pipeline(root: Path, uri: str, register_model: bool,
+                  feature_shards: int) -> dict[str, float]:
+    """Every stage through DVC, each tracked, under one parent MLflow run."""
+    import mlflow
+
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("mmgenrec")
     source = load_params(root / "params.yaml").dataset.source
@@ -172,7 +185,6 @@ def retrain(overrides: dict[str, object] | None = None, repo: str = str(REPO),
             register_recommender(root, uri, parent.info.run_id)
         summary = summarize(root, costs)
         mlflow.log_metrics(summary)
-    print(f"retrain: {summary}")
     return summary
 
 
@@ -183,13 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the tasks on this Dask scheduler (tcp://host:8786; needs "
                              "`pip install -e .[dask]`) instead of this process's threads")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="stop at once if another retrain is running in this repository "
+                             "(default: wait for it to finish)")
     args = parser.parse_args(argv)
     flow_ = retrain
     if args.dask:
         from prefect_dask import DaskTaskRunner
 
         flow_ = retrain.with_options(task_runner=DaskTaskRunner(address=args.dask))
-    flow_(feature_shards=args.feature_shards)
+    try:
+        flow_(feature_shards=args.feature_shards, wait_for_lock=not args.no_wait)
+    except RepoBusy as exc:
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

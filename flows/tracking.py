@@ -58,12 +58,11 @@ def log_stage(mlflow, parent_id: str, repo: Path, stage: str) -> str:
         mlflow.set_tags(stage_tags(repo, stage, raw))
         params = flatten({"seed": raw["seed"], stage: raw.get(stage, {})})
         mlflow.log_params({k[:250]: v[:6000] for k, v in params.items()})
-        metrics_file = repo / paths.metrics / f"{stage}.json"
-        if metrics_file.is_file():
-            values = json.loads(metrics_file.read_text())
-            mlflow.log_metrics({k: float(v) for k, v in values.items()
-                                if isinstance(v, (int, float)) and not isinstance(v, bool)})
-            mlflow.log_artifact(str(metrics_file))
+        for folder, under in ((paths.metrics, None), (paths.costs, "costs")):  # results, timings
+            path = repo / folder / f"{stage}.json"
+            if path.is_file():
+                _log_values(mlflow, json.loads(path.read_text()))
+                mlflow.log_artifact(str(path), artifact_path=under)
         _log_curves(mlflow, repo / paths.plots, stage)
         for key, name in STAGE_ARTIFACTS.get(stage, []):
             path = repo / getattr(paths, key) / name
@@ -72,6 +71,20 @@ def log_stage(mlflow, parent_id: str, repo: Path, stage: str) -> str:
             elif path.is_file():
                 mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def _log_values(mlflow, values: dict) -> None:
+    """Numbers as metrics; a list of numbers (e.g. `timing/epoch_minutes`) as one stepped
+    metric, step 1 first."""
+    mlflow.log_metrics({k: float(v) for k, v in values.items() if _number(v)})
+    for key, value in values.items():
+        if isinstance(value, list) and all(_number(v) for v in value):
+            for step, v in enumerate(value, 1):
+                mlflow.log_metric(key, float(v), step=step)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _log_curves(mlflow, plots: Path, stage: str) -> None:

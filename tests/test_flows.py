@@ -49,6 +49,7 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
     from prefect.client.schemas.sorting import TaskRunSort
     from prefect_dask import DaskTaskRunner
 
+    from flows.lock import repo_lock
     from flows.retrain import STAGES, retrain
 
     repo = tmp_path / "repo"
@@ -116,6 +117,31 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
     out = model.predict(pd.DataFrame({"history": [[1, 2, 3], [5]]}), params={"k": 5})
     assert [len(items) for items in out["items"]] == [5, 5]
     assert all(0 <= i < 120 for items in out["items"] for i in items)
+
+    # A second retrain while one holds the repository: told not to wait it stops at once and
+    # writes nothing; by default it waits, says so, and runs once the first has finished.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PREFECT_HOME": str(tmp_path / "prefect")}
+    params_before = (repo / "params.yaml").read_text()
+    with repo_lock(repo):
+        busy = subprocess.run([sys.executable, "-m", "flows.retrain", "--no-wait"], cwd=repo,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert busy.returncode == 3 and "another retrain" in busy.stderr
+        waiting = subprocess.Popen([sys.executable, "-m", "flows.retrain"], cwd=repo, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        while not any("waiting for it to finish" in line for line in lines):
+            line = waiting.stdout.readline()
+            assert line, "".join(lines)[-3000:]                  # it must not end first
+            lines.append(line)
+        assert len(client.search_runs([experiment.experiment_id])) == len(runs)
+    rest, _ = waiting.communicate(timeout=900)
+    assert waiting.returncode == 0, rest[-3000:]
+    assert (repo / "params.yaml").read_text() == params_before
+    parents = [r for r in client.search_runs([experiment.experiment_id])
+               if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2
+    status = subprocess.run(["dvc", "status"], cwd=repo, capture_output=True, text=True)
+    assert "up to date" in status.stdout
 
 
 def test_overrides_are_validated_before_params_yaml_changes(real_params, tmp_path):

@@ -13,9 +13,12 @@ from tqdm import tqdm
 from pipeline.config import SASRecParams
 from pipeline.core.batching import length_buckets
 from pipeline.core.metrics import mask_seen_scores, ranking_metrics, target_ranks
+from pipeline.io.weights import load_weights, save_weights
 from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.runtime.checkpoint import fingerprint, load_progress, save_progress
 from pipeline.runtime.errors import UserInputError
+
+FORMAT = "mmgenrec.sasrec/1"
 
 
 def training_rows(train_items: list[list[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,9 +115,18 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
                         "epochs_run": state["epoch"]}
 
 
-def load(path: Path, device: torch.device) -> SASRec:
+def save(folder: Path, state: dict, model_cfg: SASRecConfig, metrics: dict) -> None:
+    """`model.safetensors` (weights) + `model.json` (config, test metrics) in `folder`."""
+    save_weights(folder, "model", state, {"format": FORMAT, "config": dataclasses.asdict(model_cfg),
+                                          "metrics": metrics})
+
+
+def load(folder: Path, device: torch.device) -> SASRec:
     """The `sasrec` stage's model, the baseline on the same users."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model = SASRec(SASRecConfig(**saved["config"]))
-    model.load_state_dict(saved["model"])
+    tensors, meta = load_weights(folder, "model", "dvc repro sasrec")
+    if meta.get("format") != FORMAT:
+        raise UserInputError(f"{folder}/model.json has format {meta.get('format')!r}, not "
+                             f"{FORMAT!r}: run `dvc repro sasrec` to write it again")
+    model = SASRec(SASRecConfig(**meta["config"]))
+    model.load_state_dict(tensors)
     return model.to(device)

@@ -30,6 +30,7 @@ class PathsParams:
     evaluate: str
     reports: str
     metrics: str
+    costs: str
     plots: str
 
 

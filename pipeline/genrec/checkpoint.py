@@ -1,5 +1,7 @@
-"""The trained recommender's file (`<paths.model>/model.pt`): the kept weights, the model
-config, the train params and the semantic IDs, so it rebuilds without params.yaml."""
+"""The trained recommender's files in `<paths.model>/`: `model.safetensors` (the kept weights
+under `model.`, each modality's item ids and semantic IDs under `codes.<modality>.`) and
+`model.json` (model config, train params, catalogue size), so it rebuilds without params.yaml
+and without unpickling anything."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,19 +13,25 @@ import torch
 
 from pipeline.config import TrainParams, section_from_dict
 from pipeline.genrec.catalog import Catalog, build_catalog
+from pipeline.io.weights import load_weights, prefixed, save_weights
 from pipeline.models.genrec import GenRec, GenRecConfig
 from pipeline.runtime.checkpoint import plain
 from pipeline.runtime.errors import UserInputError
 
+FORMAT = "mmgenrec.genrec/1"
+RERUN = "dvc repro train"
 
-def save_model(path: Path, state: dict, model_cfg: GenRecConfig, cfg: TrainParams,
+
+def save_model(folder: Path, state: dict, model_cfg: GenRecConfig, cfg: TrainParams,
                n_items: int, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """Write the recommender atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state, "config": dataclasses.asdict(model_cfg),
-                "train": plain(dataclasses.asdict(cfg)), "n_items": n_items,
-                "codes": dict(codes)}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    """Write the recommender into `folder` (use `tables.atomic_dir` to swap it in whole)."""
+    tensors = {f"model.{k}": v for k, v in state.items()}
+    for m, (ids, c) in codes.items():
+        tensors[f"codes.{m}.items"] = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+        tensors[f"codes.{m}.codes"] = torch.as_tensor(np.asarray(c, dtype=np.int64))
+    save_weights(folder, "model", tensors, {
+        "format": FORMAT, "config": dataclasses.asdict(model_cfg),
+        "train": plain(dataclasses.asdict(cfg)), "n_items": n_items, "modalities": list(codes)})
 
 
 class Loaded(NamedTuple):
@@ -33,15 +41,16 @@ class Loaded(NamedTuple):
     cfg: TrainParams
 
 
-def load_model(path: str | Path, device: torch.device) -> Loaded:
-    """Rebuild the trained recommender from its checkpoint alone."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"no trained model at {path}: run the train stage first "
-                             f"(dvc repro train)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = section_from_dict(TrainParams, saved["train"], "train")
-    model = GenRec(GenRecConfig(**saved["config"]))
-    model.load_state_dict(saved["model"])
-    catalog = build_catalog(saved["codes"], saved["n_items"], cfg)
+def load_model(folder: str | Path, device: torch.device) -> Loaded:
+    """Rebuild the trained recommender from its folder alone."""
+    tensors, meta = load_weights(Path(folder), "model", RERUN)
+    if meta.get("format") != FORMAT:
+        raise UserInputError(f"{folder}/model.json has format {meta.get('format')!r}, not "
+                             f"{FORMAT!r}: run `{RERUN}` to write it again")
+    cfg = section_from_dict(TrainParams, meta["train"], "train")
+    model = GenRec(GenRecConfig(**meta["config"]))
+    model.load_state_dict(prefixed(tensors, "model"))
+    codes = {m: (prefixed(tensors, f"codes.{m}")["items"].numpy(),
+                 prefixed(tensors, f"codes.{m}")["codes"].numpy()) for m in meta["modalities"]}
+    catalog = build_catalog(codes, meta["n_items"], cfg)
     return Loaded(model.to(device).eval(), catalog, cfg)

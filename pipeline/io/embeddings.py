@@ -42,8 +42,8 @@ def coverage_metrics(status: list[str], dim: int, seconds: float) -> dict:
     """Items covered / missing (by reason), the dimension and the throughput."""
     covered = sum(s == "ok" for s in status)
     out = {"items": len(status), "covered": covered, "missing": len(status) - covered,
-           "dim": dim, "seconds": round(seconds, 3),
-           "items_per_s": round(covered / seconds, 2) if seconds > 0 else 0.0}
+           "dim": dim, "timing/seconds": round(seconds, 3),
+           "timing/items_per_s": round(covered / seconds, 2) if seconds > 0 else 0.0}
     for reason in sorted(set(status) - {"ok"}):
         out[f"missing/{reason}"] = status.count(reason)
     return out

@@ -167,6 +167,7 @@ def write_json(obj: object, path: str | Path) -> None:
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary sibling to write; it replaces `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -187,6 +188,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
     try:
@@ -201,6 +203,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_stale(path: Path) -> None:
+    """Remove the temporary siblings of `path` that a killed run left (one run writes a
+    repository at a time: `flows.lock`)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(f".{path.name}.old"), ignore_errors=True)
 
 
 def _umask() -> int:

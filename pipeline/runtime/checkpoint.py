@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
+
+from pipeline.runtime.errors import UserInputError
 
 
 def save_progress(path: Path, state: dict, stateful: dict, generator: torch.Generator) -> None:
@@ -24,8 +27,15 @@ def save_progress(path: Path, state: dict, stateful: dict, generator: torch.Gene
 
 
 def load_progress(path: Path, stateful: dict, generator: torch.Generator) -> dict:
-    """Restore every object and RNG from `path`; returns the saved loop `state`."""
-    saved = torch.load(path, weights_only=False)
+    """Restore every object and RNG from `path`; returns the saved loop `state`. The file is
+    read with `weights_only=True` (tensors and plain containers, never code); one that holds
+    anything else is refused with a UserInputError."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserInputError(f"{path} is not a resume checkpoint this version wrote (it holds "
+                             f"more than tensors and plain values, and is not loaded): delete "
+                             f"it to start the run over") from exc
     for name, obj in stateful.items():
         obj.load_state_dict(saved[name])
     generator.set_state(saved["generator"])

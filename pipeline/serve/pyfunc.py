@@ -46,7 +46,7 @@ def signature():
 
 
 def log_recommender(mlflow, run_id: str, repo: Path, name: str = "mmgenrec") -> str:
-    """Log `<paths.model>/model.pt` + the items table as a pyfunc model in run `run_id` and
+    """Log the `<paths.model>` folder + the items table as a pyfunc model in run `run_id` and
     register it as `name`. Returns the model URI."""
     params = load_params(repo / "params.yaml")
     active = mlflow.active_run()
@@ -56,7 +56,7 @@ def log_recommender(mlflow, run_id: str, repo: Path, name: str = "mmgenrec") -> 
         info = mlflow.pyfunc.log_model(
             name="recommender", python_model=RecommenderModel(params.evaluate.beam,
                                                               str(params.evaluate.fusion)),
-            artifacts={"model": str(repo / params.paths.model / "model.pt"),
+            artifacts={"model": str(repo / params.paths.model),
                        "items": str(repo / params.paths.ingest / "items.parquet")},
             code_paths=[str(Path(__file__).resolve().parents[1])], pip_requirements=REQUIREMENTS,
             signature=signature(), registered_model_name=name)

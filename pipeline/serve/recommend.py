@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         history = args.history if args.original_ids else [_int(h) for h in args.history]
-        recommender = Recommender(Path(params.paths.model) / "model.pt",
+        recommender = Recommender(params.paths.model,
                                   Path(params.paths.ingest) / "items.parquet",
                                   params.evaluate.device, params.evaluate.beam,
                                   params.evaluate.fusion)

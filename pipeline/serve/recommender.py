@@ -1,7 +1,7 @@
 """The recommend API: a history of items -> the trained model's top-K items with titles.
 
-`Recommender(model_path, items_path)` loads `<paths.model>/model.pt` (weights, model config,
-train params and semantic IDs: no params.yaml is needed to rebuild it) and
+`Recommender(model_dir, items_path)` loads the `<paths.model>` folder (weights, model config,
+train params and semantic IDs, without unpickling: no params.yaml is needed to rebuild it) and
 `<paths.ingest>/items.parquet` (original ids and titles). Histories are item ids
 (0..n_items-1, as in the pipeline's tables) or, with `original_ids`, the catalogue's own ids;
 an unknown id is an error that names it.
@@ -32,10 +32,10 @@ class Recommendation(NamedTuple):
 class Recommender:
     """Top-K recommendations with titles from a trained model and its catalogue."""
 
-    def __init__(self, model_path: str | Path, items_path: str | Path, device: str = "auto",
+    def __init__(self, model_dir: str | Path, items_path: str | Path, device: str = "auto",
                  beam: int = 20, fusion: Fusion | str = Fusion.MEAN) -> None:
         self.device = resolve_device(device)
-        self.loaded = load_model(model_path, self.device)
+        self.loaded = load_model(model_dir, self.device)
         items = tables.read_table(items_path, tables.ITEMS)
         self.original_ids = items.column("original_id").to_pylist()
         self.titles = items.column("title").to_pylist()

@@ -38,7 +38,7 @@ from pipeline.runtime.stage import stage_main
 def run(params: Params) -> dict:
     cfg = params.evaluate
     device = resolve_device(cfg.device)
-    loaded = load_model(Path(params.paths.model) / "model.pt", device)
+    loaded = load_model(Path(params.paths.model), device)
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     rows = _users(len(seqs), cfg.users, params.seed)
     all_histories = seqs.column("test_history").to_pylist()
@@ -59,7 +59,7 @@ def run(params: Params) -> dict:
     metrics |= ranking_metrics(topk_ranks(masked, target_t), "test_masked")
     metrics |= output_checks(top[:, :cfg.top_k], n_items)
     metrics |= popularity_metrics(all_histories, histories, targets, n_items)
-    baseline = sasrec.load(Path(params.paths.sasrec) / "model.pt", device)
+    baseline = sasrec.load(Path(params.paths.sasrec), device)
     for mask in (False, True):
         metrics |= sasrec.evaluate(baseline, histories, targets, mask, device,
                                    "sasrec_masked" if mask else "sasrec")

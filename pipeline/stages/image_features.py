@@ -56,12 +56,16 @@ def extraction(params: Params, items) -> tuple[Extraction, list[str]]:
     todo = [str(path) for path, st in found if st == "ok"]
     work = Path(params.paths.work) / "image_features" / fingerprint(
         dataclasses.asdict(cfg), todo, [_stamp(p) for p in todo])
-    return Extraction(todo, lambda paths: _encode(encoder, paths), encoder.dim, work,
-                      cfg.batch_size, "image_features"), status
+    return Extraction(todo, lambda paths: _encode(encoder, paths, cfg.batch_size), encoder.dim,
+                      work, cfg.batch_size, "image_features"), status
 
 
-def _encode(encoder: image_encoders.ImageEncoder, paths) -> np.ndarray:
-    """Encode a batch of image files; a file that cannot be decoded yields a NaN row."""
+def _encode(encoder: image_encoders.ImageEncoder, paths, batch_size: int) -> np.ndarray:
+    """Encode a batch of image files; a file that cannot be decoded yields a NaN row.
+
+    The encoder always sees `batch_size` images (a short batch is padded with copies of its
+    last image): the convolution library picks its algorithm by batch shape and thread count,
+    and a short batch came out different on 1 and 2 threads; full batches agree."""
     images, ok = [], []
     for path in paths:
         try:
@@ -72,7 +76,8 @@ def _encode(encoder: image_encoders.ImageEncoder, paths) -> np.ndarray:
             ok.append(False)
     out = np.full((len(paths), encoder.dim), np.nan, dtype=np.float32)
     if images:
-        out[np.array(ok)] = encoder(images)
+        padded = images + [images[-1]] * (batch_size - len(images))
+        out[np.array(ok)] = encoder(padded)[:len(images)]
     return out
 
 

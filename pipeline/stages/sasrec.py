@@ -2,19 +2,17 @@
 
 Only `train_items` enter training: the validation target drives early stopping (NDCG@10) and
 the test target is used once, for the reported baseline. Outputs: the checkpoint
-(`<paths.sasrec>/model.pt`, config included) and the learned item table as the collaborative
+(`<paths.sasrec>/model.safetensors` + `model.json`, config included) and the learned item table as the collaborative
 modality (`<paths.features>/collab.parquet`). Training resumes from `<paths.work>/sasrec`
 after an interruption.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
-import torch
 
-from pipeline.baselines.sasrec import evaluate, fit
+from pipeline.baselines.sasrec import evaluate, fit, save
 from pipeline.config import Params
 from pipeline.io import tables
 from pipeline.io.embeddings import load_precomputed, write_embeddings
@@ -41,11 +39,8 @@ def run(params: Params) -> dict:
                        device, "test")
     metrics |= {"best_epoch": history["best_epoch"], "epochs_run": history["epochs_run"],
                 "valid/ndcg_10": history["best_ndcg"]}
-    out = Path(params.paths.sasrec) / "model.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": best_state, "config": dataclasses.asdict(model_cfg),
-                "metrics": metrics}, out.with_suffix(".tmp"))
-    out.with_suffix(".tmp").replace(out)
+    with tables.atomic_dir(params.paths.sasrec) as folder:
+        save(folder, best_state, model_cfg, metrics)
     if cfg.precomputed is not None:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
                                            items.column("original_id").to_pylist())

@@ -3,8 +3,9 @@
 Every prefix of every training sequence is a sample (history capped at `max_history`); the
 alignment tasks add one sample per item. Early stopping on the validation HR@10 of every
 user (or of `valid_users` sampled users), decoded exactly as the test is (trie-constrained
-beam search, modality fusion). Outputs: `<paths.model>/model.pt` (weights, model config, train config and
-the semantic IDs, so the recommender rebuilds without params.yaml), per-epoch curves in
+beam search, modality fusion). Outputs: `<paths.model>/model.safetensors` + `model.json`
+(weights, model config, train params and the semantic IDs, so the recommender rebuilds without
+params.yaml; see `pipeline.genrec.checkpoint`), per-epoch curves in
 `<paths.plots>/train/epochs.json`. An interrupted run resumes from its last finished epoch. Under `torchrun
 --nproc_per_node N -m pipeline.stages.train` the stage trains data-parallel (DDP) on N
 processes (GPUs, or gloo processes on the CPU).
@@ -51,13 +52,16 @@ def _run(params: Params, world: distributed.World) -> dict:
                                     Path(params.paths.work) / "train", world)
     best = max(history, key=lambda h: h["valid/hr_10"])
     if world.main:
-        save_model(Path(params.paths.model) / "model.pt", best_state, model_cfg, cfg, n_items,
-                   codes)
-        tables.write_json(history, Path(params.paths.plots) / "train" / "epochs.json")
+        with tables.atomic_dir(params.paths.model) as folder:
+            save_model(folder, best_state, model_cfg, cfg, n_items, codes)
+        # The curve holds results only; the minutes go with the timings (stage_main).
+        tables.write_json([{k: v for k, v in h.items() if k != "train_minutes"} for h in history],
+                          Path(params.paths.plots) / "train" / "epochs.json")
     return {**{k: v for k, v in best.items() if k.startswith("valid/")},
             "best_epoch": best["epoch"], "epochs_run": len(history),
             "train/samples": sum(len(s.target) for s in samples.values()),
-            "train/samples_per_s": round(speed, 1), "train/processes": world.size,
+            "train/processes": world.size, "timing/samples_per_s": round(speed, 1),
+            "timing/epoch_minutes": [h["train_minutes"] for h in history],
             "params": sum(p.numel() for p in model.parameters())}
 
 

@@ -64,7 +64,7 @@ def test_recommend_api_matches_the_stage_and_names_unknown_items(trained):
     predictions = pq.read_table("data/evaluate/predictions.parquet").to_pylist()
     seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES).to_pylist()
     history_of = {row["user_id"]: row["test_history"] for row in seqs}
-    rec = recommender.Recommender("data/model/model.pt", "data/ingest/items.parquet", "cpu", beam=12)
+    rec = recommender.Recommender("data/model", "data/ingest/items.parquet", "cpu", beam=12)
     first = predictions[0]
     got = rec.recommend(history_of[first["user_id"]], k=10)
     assert [r.item_id for r in got] == first["items"]

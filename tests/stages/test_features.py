@@ -83,6 +83,22 @@ def test_image_stage_records_corrupt_image_and_continues(shop):
                                    vectors[local[1]["item_id"]], rtol=1e-4, atol=1e-5)
 
 
+def test_image_vectors_do_not_depend_on_the_thread_count(shop):
+    """A short last batch is padded to the batch size: on 1 and 2 threads the rows agree."""
+    encoder = image_encoders.build("efficientnet_lite0", "efficientnet_lite0", None, "",
+                                   torch.device("cpu"), torch.float32)
+    paths = [str(p) for p in sorted(Path("data/synthetic").rglob("*.png"))[:12]]
+    threads = torch.get_num_threads()
+    try:
+        rows = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            rows.append(image_features._encode(encoder, paths, 32))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.isfinite(rows[0]).all() and np.array_equal(rows[0], rows[1])
+
+
 def test_tiny_open_clip_config_offline(shop, tmp_path):
     import open_clip
 

@@ -68,8 +68,8 @@ def test_learns_planted_pattern_far_above_popularity(planted):
     assert metrics["test/hr_10"] > 0.8
     vectors, present = read_embeddings(Path(params_dict["paths"]["features"]) / "collab.parquet")
     assert vectors.shape == (n_items, 32) and present.all()
-    saved = torch.load(Path(params_dict["paths"]["sasrec"]) / "model.pt", weights_only=False)
-    assert saved["config"]["n_items"] == n_items and "model" in saved
+    model = sasrec_baseline.load(Path(params_dict["paths"]["sasrec"]), torch.device("cpu"))
+    assert model.cfg.n_items == n_items and model.cfg.hidden == 32
 
 
 def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, capsys):
