@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_params  # noqa: E402
+from pipeline.baselines.sasrec import FORMAT as SASREC_FORMAT  # noqa: E402
+from pipeline.genrec.checkpoint import FORMAT as GENREC_FORMAT  # noqa: E402
 from pipeline.io.weights import load_weights  # noqa: E402
 
 FLOAT = 4
@@ -45,8 +47,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "catalogue_memory.json"))
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
-    tensors, genrec = load_weights(ROOT / params.paths.model, "model", "make run")
-    _, sasrec = load_weights(ROOT / params.paths.sasrec, "model", "make run")
+    tensors, genrec = load_weights(ROOT / params.paths.model, "model", GENREC_FORMAT, "make run")
+    _, sasrec = load_weights(ROOT / params.paths.sasrec, "model", SASREC_FORMAT, "make run")
     codes = {m: tensors[f"codes.{m}.codes"] for m in genrec["modalities"]}
     lengths = {m: int(c.shape[1]) for m, c in codes.items()}
     largest = max(int(c.max()) for c in codes.values())

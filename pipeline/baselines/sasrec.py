@@ -117,16 +117,13 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
 
 def save(folder: Path, state: dict, model_cfg: SASRecConfig, metrics: dict) -> None:
     """`model.safetensors` (weights) + `model.json` (config, test metrics) in `folder`."""
-    save_weights(folder, "model", state, {"format": FORMAT, "config": dataclasses.asdict(model_cfg),
-                                          "metrics": metrics})
+    save_weights(folder, "model", FORMAT, state, {"config": dataclasses.asdict(model_cfg),
+                                                  "metrics": metrics})
 
 
 def load(folder: Path, device: torch.device) -> SASRec:
     """The `sasrec` stage's model, the baseline on the same users."""
-    tensors, meta = load_weights(folder, "model", "dvc repro sasrec")
-    if meta.get("format") != FORMAT:
-        raise UserInputError(f"{folder}/model.json has format {meta.get('format')!r}, not "
-                             f"{FORMAT!r}: run `dvc repro sasrec` to write it again")
+    tensors, meta = load_weights(folder, "model", FORMAT, "dvc repro sasrec")
     model = SASRec(SASRecConfig(**meta["config"]))
     model.load_state_dict(tensors)
     return model.to(device)

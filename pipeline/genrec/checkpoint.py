@@ -16,7 +16,6 @@ from pipeline.genrec.catalog import Catalog, build_catalog
 from pipeline.io.weights import load_weights, prefixed, save_weights
 from pipeline.models.genrec import GenRec, GenRecConfig
 from pipeline.runtime.checkpoint import plain
-from pipeline.runtime.errors import UserInputError
 
 FORMAT = "mmgenrec.genrec/1"
 RERUN = "dvc repro train"
@@ -29,9 +28,9 @@ def save_model(folder: Path, state: dict, model_cfg: GenRecConfig, cfg: TrainPar
     for m, (ids, c) in codes.items():
         tensors[f"codes.{m}.items"] = torch.as_tensor(np.asarray(ids, dtype=np.int64))
         tensors[f"codes.{m}.codes"] = torch.as_tensor(np.asarray(c, dtype=np.int64))
-    save_weights(folder, "model", tensors, {
-        "format": FORMAT, "config": dataclasses.asdict(model_cfg),
-        "train": plain(dataclasses.asdict(cfg)), "n_items": n_items, "modalities": list(codes)})
+    save_weights(folder, "model", FORMAT, tensors, {
+        "config": dataclasses.asdict(model_cfg), "train": plain(dataclasses.asdict(cfg)),
+        "n_items": n_items, "modalities": list(codes)})
 
 
 class Loaded(NamedTuple):
@@ -43,14 +42,11 @@ class Loaded(NamedTuple):
 
 def load_model(folder: str | Path, device: torch.device) -> Loaded:
     """Rebuild the trained recommender from its folder alone."""
-    tensors, meta = load_weights(Path(folder), "model", RERUN)
-    if meta.get("format") != FORMAT:
-        raise UserInputError(f"{folder}/model.json has format {meta.get('format')!r}, not "
-                             f"{FORMAT!r}: run `{RERUN}` to write it again")
+    tensors, meta = load_weights(Path(folder), "model", FORMAT, RERUN)
     cfg = section_from_dict(TrainParams, meta["train"], "train")
     model = GenRec(GenRecConfig(**meta["config"]))
     model.load_state_dict(prefixed(tensors, "model"))
-    codes = {m: (prefixed(tensors, f"codes.{m}")["items"].numpy(),
-                 prefixed(tensors, f"codes.{m}")["codes"].numpy()) for m in meta["modalities"]}
+    stored = {m: prefixed(tensors, f"codes.{m}") for m in meta["modalities"]}
+    codes = {m: (t["items"].numpy(), t["codes"].numpy()) for m, t in stored.items()}
     catalog = build_catalog(codes, meta["n_items"], cfg)
     return Loaded(model.to(device).eval(), catalog, cfg)

@@ -13,19 +13,24 @@ from pipeline.io.tables import atomic_path
 from pipeline.runtime.errors import UserInputError
 
 
-def save_weights(folder: Path, name: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def save_weights(folder: Path, name: str, fmt: str, tensors: dict[str, torch.Tensor],
+                 meta: dict) -> None:
     """Write `<folder>/<name>.safetensors` and `<name>.json` (each atomically; write them
-    inside `tables.atomic_dir` to swap both at once). `meta` must be JSON-serialisable."""
+    inside `tables.atomic_dir` to swap both at once). The JSON holds `meta` (JSON-serialisable)
+    and `"format": fmt`, which `load_weights` checks."""
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"{name}.safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     with atomic_path(folder / f"{name}.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps({**meta, "format": fmt}, indent=2, sort_keys=True) + "\n",
+                       encoding="utf-8")
 
 
-def load_weights(folder: Path, name: str, rerun: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors on the CPU, metadata) of `<folder>/<name>`. A missing or unreadable file, or
-    a pickle-era `<name>.pt` alone, is a UserInputError that says to run `rerun`."""
+def load_weights(folder: Path, name: str, fmt: str,
+                 rerun: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors on the CPU, metadata) of `<folder>/<name>`. A missing or unreadable file, one
+    of another format than `fmt`, or a pickle-era `<name>.pt` alone, is a UserInputError that
+    says to run `rerun`."""
     weights, meta = folder / f"{name}.safetensors", folder / f"{name}.json"
     if not weights.is_file() or not meta.is_file():
         old = folder / f"{name}.pt"
@@ -34,10 +39,14 @@ def load_weights(folder: Path, name: str, rerun: str) -> tuple[dict[str, torch.T
                f"no {weights.name} and {meta.name} in {folder}")
         raise UserInputError(f"{why}: run `{rerun}` to write it again")
     try:
-        return load_file(str(weights)), json.loads(meta.read_text(encoding="utf-8"))
+        tensors, saved = load_file(str(weights)), json.loads(meta.read_text(encoding="utf-8"))
     except (SafetensorError, json.JSONDecodeError, OSError) as exc:
         raise UserInputError(f"{weights} or {meta.name} is not a valid model file ({exc}): "
                              f"run `{rerun}` to write it again") from exc
+    if saved.get("format") != fmt:
+        raise UserInputError(f"{meta} has format {saved.get('format')!r}, not {fmt!r}: run "
+                             f"`{rerun}` to write it again")
+    return tensors, saved
 
 
 def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

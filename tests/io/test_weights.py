@@ -25,11 +25,13 @@ class _Payload:
 
 def test_weights_and_metadata_round_trip(tmp_path):
     tensors = {"model.w": torch.arange(6.0).view(2, 3), "codes.text.items": torch.arange(4)}
-    save_weights(tmp_path, "model", tensors, {"format": "x/1", "n_items": 4})
-    loaded, meta = load_weights(tmp_path, "model", "dvc repro train")
+    save_weights(tmp_path, "model", "x/1", tensors, {"n_items": 4})
+    loaded, meta = load_weights(tmp_path, "model", "x/1", "dvc repro train")
     assert meta == {"format": "x/1", "n_items": 4}
     assert torch.equal(prefixed(loaded, "model")["w"], tensors["model.w"])
     assert sorted(loaded) == sorted(tensors)
+    with pytest.raises(UserInputError, match="format 'x/1', not 'y/1'.*dvc repro train"):
+        load_weights(tmp_path, "model", "y/1", "dvc repro train")
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "model.pt"])
