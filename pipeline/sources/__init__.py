@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.config import Params, Source
+from pipeline.config import Params, QuantizeMethod, Source
 from pipeline.sources import amazon2014, amazon2018, amazon2023, movielens100k, prepared
 from pipeline.sources.common import IngestError, RawDataset
 
@@ -35,8 +35,10 @@ def _synthetic(params: Params) -> RawDataset:
 
 
 def _prepared(params: Params) -> RawDataset:
+    imported = [modality for modality, method in params.quantize.methods.items()
+                if method is QuantizeMethod.IMPORTED]
     return prepared.load(dataset_folder(params), params.dataset.name,
-                         dict(params.dataset.prepared_codes))
+                         dict(params.dataset.prepared_codes), required=imported)
 
 
 SOURCES: dict[Source, Callable[[Params], RawDataset]] = {

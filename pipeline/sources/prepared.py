@@ -3,15 +3,16 @@
 `<name>.inter.json`: {"<user_idx>": [item_idx, ...]} in time order (required);
 `<name>.item.json`: {"<item_idx>": {"title", "description", "brand", "categories"}} (optional);
 `<name>.item2id` / `<name>.user2id`: `original_id<TAB>idx` lines (optional);
-`<name>.index_<suffix>.json`: {"<item_idx>": ["<a_12>", "<b_7>", ...]} semantic IDs per
-modality (optional), read here into integer codes and never written back in that form.
+`<name>.index_<suffix>.json` (or `<name>.index.json`, LETTER's name, for an empty suffix):
+{"<item_idx>": ["<a_12>", "<b_7>", ...]} semantic IDs per modality (optional), read here into
+integer codes and never written back in that form.
 """
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from pipeline.sources.common import (
@@ -21,9 +22,16 @@ from pipeline.sources.common import (
 _TOKEN = re.compile(r"^<([A-Za-z]+)_(\d+)>$")
 
 
-def load(folder: Path, name: str, code_suffixes: Mapping[str, str]) -> RawDataset:
-    """code_suffixes: modality -> suffix of its `<name>.index_<suffix>.json` file; a file
-    that is absent is not imported (the stage reports which modalities were)."""
+def code_file(folder: Path, name: str, suffix: str) -> Path:
+    """`<name>.index_<suffix>.json`, or `<name>.index.json` when the suffix is empty."""
+    return folder / (f"{name}.index_{suffix}.json" if suffix else f"{name}.index.json")
+
+
+def load(folder: Path, name: str, code_suffixes: Mapping[str, str],
+         required: Collection[str] = ()) -> RawDataset:
+    """code_suffixes: modality -> suffix of its code file (see `code_file`). A file that is
+    absent is not imported (the stage reports which modalities were), unless its modality is
+    in `required`: then loading stops, naming the file it looked for."""
     inter_path = folder / f"{name}.inter.json"
     if not inter_path.is_file():
         raise IngestError(f"prepared dataset: {inter_path} not found (expected "
@@ -58,9 +66,17 @@ def load(folder: Path, name: str, code_suffixes: Mapping[str, str]) -> RawDatase
             brand=as_text(record.get("brand")),
             categories=as_categories(record.get("categories")),
         )
+    missing = sorted(set(required) - set(code_suffixes))
+    if missing:
+        raise IngestError(f"quantize.methods.{missing[0]} is 'imported' but "
+                          f"dataset.prepared_codes has no entry for {missing[0]}")
     codes = {}
     for modality, suffix in code_suffixes.items():
-        path = folder / f"{name}.index_{suffix}.json"
+        path = code_file(folder, name, suffix)
+        if modality in required and not path.is_file():
+            raise IngestError(f"quantize.methods.{modality} is 'imported' but its code file "
+                              f"{path} does not exist (dataset.prepared_codes.{modality}: "
+                              f"{suffix!r})")
         if path.is_file():
             codes[modality] = {item_names.get(idx, idx): code
                                for idx, code in parse_code_file(path).items()}

@@ -60,3 +60,20 @@ def test_shared_instruments_codes_parse(instruments_dir):
     # The published text codes collide: 262 groups hold 524 items (dataset README).
     assert len(text) - len(set(text.values())) == 262
     assert len(set(image.values())) == 6250
+
+
+def test_prepared_reads_letter_index_file_for_an_empty_suffix(tmp_path):
+    _folder(tmp_path)
+    (tmp_path / "Mini.index.json").write_text(json.dumps({"1": ["<a_3>", "<b_4>"]}))
+    data = prepared.load(tmp_path, "Mini", {"text": ""})
+    assert data.codes == {"text": {"ASIN1": (3, 4)}}
+
+
+def test_prepared_absent_code_file_is_skipped_unless_imported(tmp_path):
+    _folder(tmp_path)
+    assert prepared.load(tmp_path, "Mini", {"text": "lemb"}).codes == {}
+    with pytest.raises(IngestError, match=r"quantize.methods.text is 'imported' but its code "
+                                          r"file .*Mini.index_lemb.json does not exist"):
+        prepared.load(tmp_path, "Mini", {"text": "lemb"}, required=["text"])
+    with pytest.raises(IngestError, match="prepared_codes has no entry for image"):
+        prepared.load(tmp_path, "Mini", {"text": "lemb"}, required=["image"])

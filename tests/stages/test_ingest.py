@@ -156,3 +156,21 @@ def test_main_reports_a_typo_in_one_line(params_dict, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown key 'ingest.user_kk'" in err and "Traceback" not in err
     assert not (tmp_path / "data").exists()
+
+
+def test_prepared_imported_modality_without_its_code_file_stops_ingest(params_dict, tmp_path):
+    folder = tmp_path / "letter"
+    folder.mkdir()
+    (folder / "Mini.inter.json").write_text(json.dumps({str(u): [0, 1, 2, 3, 4, 5]
+                                                        for u in range(6)}))
+    params_dict["dataset"].update(source="prepared", name="Mini", path=str(folder),
+                                  prepared_codes={"text": ""})
+    params_dict["quantize"]["methods"] = {"text": "imported"}
+    with pytest.raises(IngestError, match=r"code file .*letter/Mini.index.json does not exist"):
+        ingest.run(params_from_dict(params_dict))
+    assert not Path(params_dict["paths"]["ingest"]).exists()
+    # LETTER's file name, read for the empty suffix.
+    (folder / "Mini.index.json").write_text(json.dumps(
+        {str(i): ["<a_1>", f"<b_{i}>"] for i in range(6)}))
+    metrics = ingest.run(params_from_dict(params_dict))
+    assert metrics["codes/text_items"] == 6
