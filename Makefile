@@ -14,11 +14,13 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_API_HOST := 127.0.0.1
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
+MODEL_PORT ?= 5001
+SUDO := $(shell [ $$(id -u) -eq 0 ] || echo sudo)
 # Offline by default: the packaged models need no hub. Run `HF_HUB_OFFLINE=0 make run` to allow
 # downloads of hub models named in params.yaml.
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test test-quick serve mlflow-ui clean distclean
+.PHONY: setup run test test-quick serve serve-model mlflow-ui e2e clean distclean
 
 setup: $(VENV)/.installed
 
@@ -36,16 +38,21 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(PY) -m flows.retrain
 
-# A local Prefect server (UI at http://127.0.0.1:$(PREFECT_PORT)) serving the cron-scheduled
-# retrain deployment; Ctrl-C stops both.
+# A local Prefect server (UI and API at http://127.0.0.1:$(PREFECT_PORT)) and the runner of the
+# cron-scheduled retrain deployment; one Ctrl-C stops both (flows/serve.py).
 serve: setup
-	prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & server=$$!; \
-	trap "kill $$server" EXIT INT TERM; \
-	until $(PY) -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health')" 2>/dev/null; do sleep 1; done; \
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(PY) -m flows.serve
+	$(PY) -m flows.serve --port $(PREFECT_PORT)
 
-# The MLflow UI over the pipeline's runs: http://127.0.0.1:$(MLFLOW_PORT)
+# The latest registered model over HTTP (MLflow's scoring server, in this venv):
+# POST http://127.0.0.1:$(MODEL_PORT)/invocations ; README "Recommendations over HTTP".
+serve-model: setup
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db mlflow models serve \
+		-m models:/mmgenrec/latest --env-manager local --host 127.0.0.1 --port $(MODEL_PORT)
+
+# The MLflow UI over the pipeline's runs; prints the address of the training runs first.
 mlflow-ui: setup
+	@$(PY) -m flows.tracking --tracking-uri sqlite:///$(CURDIR)/mlflow.db \
+		--ui http://127.0.0.1:$(MLFLOW_PORT)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 test: setup
@@ -54,6 +61,15 @@ test: setup
 # The edit-test loop: unit tests only (no whole stage, no external tool), under a minute.
 test-quick: setup
 	$(PY) -m pytest -m "not slow"
+
+# The Prefect and MLflow UIs in headless Chromium (tests/e2e): installs Debian's chromium and
+# chromium-driver (needs root or sudo) and the e2e extra, then runs the checks; screenshots
+# land in reports/e2e/.
+e2e: setup
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	$(PY) -m pip install -q -e ".[e2e]"
+	$(PY) -m pytest tests/e2e
 
 # What the pipeline regenerates: every DVC output git does not track, partial work and the
 # DVC cache. The tracked metrics/ and reports/evaluate.md stay, and so do downloaded images.

@@ -14,8 +14,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +32,7 @@ STAGES = ("synthetic", "ingest", "text_features", "image_features", "sasrec", "q
           "resolve", "train", "evaluate")
 OUTSIDE = {"ingest", "text_features", "image_features"}   # read files, hubs, image URLs
 SHARDABLE = ("text_features", "image_features")
+TAIL_LINES = 20    # output lines a failed stage's error repeats
 SUMMARY = ("test/hr_10", "test/ndcg_10", "sasrec/hr_10", "popularity/hr_10",
            "test/invalid_rate", "test/coverage_10")
 
@@ -50,34 +51,54 @@ class StageRun(NamedTuple):
     peak_rss_mb: float     # the largest resident set of DVC and the stage process it started
 
 
-def _dvc(args: list[str], repo: Path) -> tuple[str, float, float]:
-    """(stdout, seconds, peak RSS in MiB) of one dvc command; raises with its output if it fails."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(["dvc", *args], cwd=repo, stdout=out, stderr=err,
-                                env={**os.environ, "DVC_NO_ANALYTICS": "1"})
-        # wait4 reports the peak of the process and of every descendant it waited for
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+class StageFailed(RuntimeError):
+    """A stage's command exited non-zero; the message ends with its last output lines."""
+
+    def __init__(self, stage: str, returncode: int, tail: list[str]):
+        self.stage = stage
+        super().__init__(f"stage '{stage}' failed (exit {returncode}); its last lines:\n"
+                         + "\n".join(tail))
+
+
+def _streamed(cmd: list[str], repo: Path, stage: str,
+              log: Callable[[str], None] | None = None) -> tuple[str, float, float]:
+    """Run `cmd`, logging each line of its merged stdout and stderr as it is written (the
+    stage's progress lines, epoch lines and warnings reach `make run`'s terminal and the
+    Prefect run's logs live; `log` defaults to the Prefect run logger). Returns (output,
+    seconds, peak RSS in MiB); raises StageFailed."""
+    log = log or get_run_logger().info
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    lines: list[str] = []
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            lines.append(line)
+            log(f"[{stage}] {line}")
+    # wait4 reports the peak of the process and of every descendant it waited for
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
     if proc.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}")
-    return stdout, seconds, usage.ru_maxrss / 1024      # Linux reports KiB
+        raise StageFailed(stage, proc.returncode, lines[-TAIL_LINES:])
+    return "\n".join(lines), time.perf_counter() - start, usage.ru_maxrss / 1024   # KiB
 
 
 @task(task_run_name="{stage}")
 def run_stage(stage: str, repo: Path) -> StageRun:
     """Run one stage through DVC, with its wall time and peak memory."""
-    out, seconds, peak = _dvc(["repro", "--single-item", stage], repo)
-    get_run_logger().info(out[-2000:])
+    out, seconds, peak = _streamed(["dvc", "repro", "--single-item", stage], repo, stage)
     return StageRun(f"Running stage '{stage}'" in out, seconds, peak)
 
 
 def _stale(stage: str, repo: Path) -> bool:
-    return json.loads(_dvc(["status", "--json", stage], repo)[0] or "{}") != {}
+    done = subprocess.run(["dvc", "status", "--json", stage], cwd=repo, capture_output=True,
+                          text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    if done.returncode != 0:
+        raise StageFailed(stage, done.returncode, done.stderr.splitlines()[-TAIL_LINES:])
+    return json.loads(done.stdout or "{}") != {}
 
 
 @task(task_run_name="{stage}-shard-{index}")
@@ -85,11 +106,8 @@ def extract_shard(stage: str, index: int, count: int, repo: Path) -> None:
     """Encode shard `index` of `count` of a feature stage into its work folder, in a process
     of whichever worker runs this task (the repository must be at the same path there, on a
     shared filesystem); the stage's own DVC run then assembles the shards."""
-    done = subprocess.run([sys.executable, "-m", f"pipeline.stages.{stage}", "--shard",
-                           f"{index + 1}/{count}"], cwd=repo, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{stage} shard {index + 1}/{count} failed:\n{done.stderr[-4000:]}")
-    get_run_logger().info(done.stdout[-2000:])
+    _streamed([sys.executable, "-m", f"pipeline.stages.{stage}", "--shard",
+               f"{index + 1}/{count}"], repo, f"{stage} shard {index + 1}/{count}")
 
 
 @task(task_run_name="mlflow-{stage}")
@@ -166,7 +184,7 @@ def _run_pipeline(root: Path, uri: str, register_model: bool,
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("mmgenrec")
+    mlflow.set_experiment(tracking.EXPERIMENT)
     source = load_params(root / "params.yaml").dataset.source
     with mlflow.start_run(run_name=f"retrain-{source}") as parent:
         mlflow.set_tags({"git_commit": tracking.git_commit(root), "dataset.source": source})
@@ -209,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     except RepoBusy as exc:
         print(f"retrain: {exc}", file=sys.stderr)
         return 3
+    except StageFailed as exc:
+        # Prefect has logged the traceback; the stage and its own last lines come last.
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,9 +5,11 @@ recommender logged and registered as a pyfunc model. Nothing here changes what a
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -21,6 +23,7 @@ STAGE_ARTIFACTS = {               # extra files a stage's run carries, relative 
     "evaluate": [("reports", "evaluate.md"), ("reports", "evaluate.png")],
 }
 MODEL_NAME = "mmgenrec"
+EXPERIMENT = "mmgenrec"
 
 
 def flatten(obj, prefix: str = "") -> dict[str, str]:
@@ -97,3 +100,29 @@ def _log_curves(mlflow, plots: Path, stage: str) -> None:
         step = int(record.get("epoch", 0))
         mlflow.log_metrics({f"curve/{k}": float(v) for k, v in record.items()
                             if k != "epoch" and isinstance(v, (int, float))}, step=step)
+
+
+def runs_page(tracking_uri: str, ui: str) -> str:
+    """The MLflow UI address of the experiment's training runs. MLflow 3's UI opens an
+    experiment on its GenAI trace overview unless the address asks for the model-training
+    view, and the experiment's id is only known to the store."""
+    import mlflow
+
+    experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return f"{ui}/#/experiments?workflowType=machine_learning  (no `{EXPERIMENT}` runs yet)"
+    return f"{ui}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the MLflow UI address of the runs.")
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--ui", required=True, help="the UI's base address")
+    args = parser.parse_args(argv)
+    page = runs_page(args.tracking_uri, args.ui)
+    print(f"MLflow UI: the {EXPERIMENT} training runs are at {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

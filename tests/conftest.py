@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,37 @@ def params_dict(real_params: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.fixture
+def tiny_repo(params_dict: dict, tiny_t5: dict, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throw-away git + DVC repository at `tmp_path/repo` holding this project's code and
+    a params.yaml for a tiny run of every stage (seconds per stage); DVC and the stages run
+    from this venv."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()       # data/ READMEs, ignores
+    for name in ("pipeline", "flows", "dvc.yaml", ".dvcignore", *tracked):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, repo / name)
+    params_dict["sasrec"].update(epochs=2, hidden=16)
+    params_dict["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
+                                            "collab": "rqkmeans"}, levels=3, codebook_size=8)
+    params_dict["train"].update(epochs=1, batch_size=64, valid_users=40, beam=10, model=tiny_t5)
+    params_dict["evaluate"].update(beam=10, users=50)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(repo))
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(repo / ".dvc" / "tmp" / "site"))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture
 def instruments_dir() -> Path:
     """The shared Amazon-2018 Instruments benchmark folder; skips the test when it is absent."""
     if not INSTRUMENTS.is_dir():
@@ -51,7 +85,7 @@ def instruments_dir() -> Path:
     return INSTRUMENTS
 
 
-SLOW = ("stages", "test_flows.py")     # whole stages, DVC, Prefect and MLflow runs
+SLOW = ("stages", "e2e", "test_flows.py")     # whole stages, DVC, Prefect, MLflow, a browser
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,16 +3,12 @@ and the retrain flow running every stage through DVC in a throw-away repo, track
 MLflow SQLite store, its registered model loaded back and asked for recommendations."""
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +37,7 @@ def test_deployment_is_registered_with_its_cron_schedule(prefect_api):
 
 
 @pytest.mark.slow
-def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t5, tmp_path,
-                                                monkeypatch):
+def test_retrain_flow_runs_tracks_and_registers(prefect_api, tiny_repo, tmp_path):
     import mlflow
 
     from prefect.client.orchestration import get_client
@@ -52,28 +47,7 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
     from flows.lock import repo_lock
     from flows.retrain import STAGES, retrain
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()       # data/ READMEs, ignores
-    for name in ("pipeline", "flows", "dvc.yaml", ".dvcignore", *tracked):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, repo / name)
-    params_dict["sasrec"].update(epochs=2, hidden=16)
-    params_dict["quantize"].update(methods={"text": "rqkmeans", "image": "rqkmeans",
-                                            "collab": "rqkmeans"}, levels=3, codebook_size=8)
-    params_dict["train"].update(epochs=1, batch_size=64, valid_users=40, beam=10, model=tiny_t5)
-    params_dict["evaluate"].update(beam=10, users=50)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("PYTHONPATH", str(repo))
-    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(repo / ".dvc" / "tmp" / "site"))
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        subprocess.run(cmd, cwd=repo, check=True)
+    repo = tiny_repo
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     # Feature stages in 2 shards each, as Prefect tasks on a local Dask cluster (in-process
@@ -93,6 +67,18 @@ def test_retrain_flow_runs_tracks_and_registers(prefect_api, params_dict, tiny_t
 
     shards = {f"{stage}-shard-{i}" for stage in ("text_features", "image_features") for i in (0, 1)}
     assert shards <= asyncio.run(task_names())
+
+    async def log_lines():
+        lines = []
+        async with get_client() as prefect:
+            while page := await prefect.read_logs(limit=200, offset=len(lines)):
+                lines += [log.message for log in page]
+        return lines
+
+    # Each stage's own lines (progress with an ETA, epoch lines) reach the run's logs.
+    logs = asyncio.run(log_lines())
+    assert any(m.startswith("[train] train epoch 1:") and "<" in m for m in logs)
+    assert any(m.startswith("[evaluate] ") for m in logs)
 
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("mmgenrec")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.config import SASRecParams
 from pipeline.core.batching import length_buckets
@@ -17,6 +16,7 @@ from pipeline.io.weights import load_weights, save_weights
 from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.runtime.checkpoint import fingerprint, load_progress, save_progress
 from pipeline.runtime.errors import UserInputError
+from pipeline.runtime.progress import bar
 
 FORMAT = "mmgenrec.sasrec/1"
 
@@ -89,9 +89,8 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         model.train()
         total = 0.0
-        for batch in tqdm(length_buckets(lengths, cfg.batch_size, generator),
-                          desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", disable=None,
-                          leave=False):
+        for batch in bar(length_buckets(lengths, cfg.batch_size, generator),
+                         desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", leave=False):
             x, y = inputs[batch], targets[batch]
             width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
             x, y = x[:, :width].to(device), y[:, :width].to(device)

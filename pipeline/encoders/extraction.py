@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.config import Params, load_params
 from pipeline.runtime.errors import UserInputError
+from pipeline.runtime.progress import bar
 from pipeline.runtime.seeding import seed_everything
 
 
@@ -89,7 +89,7 @@ def encode_chunks(inputs: Sequence, encode: Callable[[Sequence], np.ndarray], di
     chunk = batch_size * 8
     starts = list(range(0, len(inputs), chunk))[shard.index::shard.count]
     mine = sum(min(start + chunk, len(inputs)) - start for start in starts)
-    bar = tqdm(total=mine, desc=desc, unit="item", disable=None, mininterval=2.0)
+    progress = bar(total=mine, desc=desc, unit="item", mininterval=2.0)
     for start in starts:
         stop = min(start + chunk, len(inputs))
         path = work_dir / f"chunk_{start // chunk:06d}.npy"
@@ -101,8 +101,8 @@ def encode_chunks(inputs: Sequence, encode: Callable[[Sequence], np.ndarray], di
             tmp = work_dir / f"{path.stem}.{os.getpid()}.tmp.npy"
             np.save(tmp, out)
             os.replace(tmp, path)
-        bar.update(stop - start)
-    bar.close()
+        progress.update(stop - start)
+    progress.close()
 
 
 def extract_resumable(inputs: Sequence, encode: Callable[[Sequence], np.ndarray], dim: int,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.config import TrainParams
 from pipeline.core.beam import beam_search
@@ -12,6 +11,7 @@ from pipeline.core.metrics import ranking_metrics
 from pipeline.genrec.catalog import Catalog
 from pipeline.genrec.tasks import Samples, Task, encode_history
 from pipeline.models.genrec import GenRec
+from pipeline.runtime.progress import bar
 
 
 ENCODE_CHUNK = 16   # users per encoder call when decoding: similar history lengths, little padding
@@ -104,8 +104,8 @@ def recommend_users(model: GenRec, catalog: Catalog, history: torch.Tensor, beam
     past the catalogue's end. `progress` names a progress bar (none when None)."""
     model.eval()
     tops, scores = [], []
-    for start in tqdm(range(0, len(history), batch_size), desc=progress, unit="batch",
-                      disable=None if progress else True, leave=False):
+    for start in bar(range(0, len(history), batch_size), desc=progress, unit="batch",
+                     enabled=bool(progress), leave=False):
         top, score = recommend_batch(model, catalog, history[start:start + batch_size], beam,
                                      normalize, fusion, k, device)
         missing = k - top.shape[1]              # a catalogue smaller than k

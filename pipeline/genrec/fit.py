@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from pipeline.config import Resume, TrainParams
 from pipeline.core.metrics import KS_HR, KS_NDCG
@@ -23,6 +22,7 @@ from pipeline.models.genrec import GenRec, GenRecConfig
 from pipeline.runtime import distributed
 from pipeline.runtime.checkpoint import fingerprint, load_progress, plain, save_progress
 from pipeline.runtime.errors import UserInputError
+from pipeline.runtime.progress import bar
 
 
 def model_config(cfg: TrainParams, catalog: Catalog) -> GenRecConfig:
@@ -97,9 +97,9 @@ def _train_epoch(forward, model: GenRec, catalog: Catalog, cfg: TrainParams,
     steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, catalog.n_items, generator)
     # A batch with fewer rows than processes would leave one empty: every process skips it.
     steps = [s for s in steps if len(s.index) >= world.size]
-    bar = tqdm(steps, desc=f"train epoch {epoch}", unit="batch", disable=None if world.main else True,
-               leave=False, mininterval=2.0)
-    for step in bar:
+    batches = bar(steps, desc=f"train epoch {epoch}", unit="batch", enabled=world.main,
+                  leave=False, mininterval=2.0)
+    for step in batches:
         speed.start()
         terms = train_step(forward, catalog, cfg, step, samples[step.task.name], generator,
                            world.device, world.rank, world.size)
@@ -112,8 +112,8 @@ def _train_epoch(forward, model: GenRec, catalog: Catalog, cfg: TrainParams,
         rows = len(step.index[world.rank::world.size])
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) * rows
-        bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", samples_s=f"{speed.rate:.0f}",
-                        refresh=False)
+        batches.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}",
+                            samples_s=f"{speed.rate:.0f}", refresh=False)
     keys = sorted(sums)
     totals = distributed.sum_all(world, torch.tensor([sums[k] for k in keys], dtype=torch.float64))
     n = sum(len(s.index) for s in steps)

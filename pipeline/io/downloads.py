@@ -16,18 +16,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.io import tables
 from pipeline.config import load_params
 from pipeline.io.images import cache_name
+from pipeline.runtime.progress import bar
 
 
 def download_all(urls: list[str], cache: Path, retries: int, timeout: float) -> dict[str, int]:
     """Fetch each URL into `cache` (atomically: temp file + rename). Returns counts."""
     cache.mkdir(parents=True, exist_ok=True)
     counts = {"already_cached": 0, "fetched": 0, "failed": 0}
-    for url in tqdm(urls, desc="download_images", unit="image", disable=None):
+    for url in bar(urls, desc="download_images", unit="image"):
         target = cache / cache_name(url)
         if target.is_file():
             counts["already_cached"] += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams
 from pipeline.core.contrastive import info_nce, pseudo_label_nce
@@ -14,6 +13,7 @@ from pipeline.models.rqvae import RQVAE, RQVAEConfig
 from pipeline.quantize.base import Quantized, quantized, training_input
 from pipeline.runtime.devices import resolve_device
 from pipeline.runtime.errors import UserInputError
+from pipeline.runtime.progress import bar
 
 
 def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizeParams,
@@ -52,7 +52,7 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
     optimizer = torch.optim.AdamW(params, lr=p.lr)
     a, b = names
     best, best_rate, history = None, float("inf"), {n: [] for n in names}
-    for epoch in tqdm(range(p.epochs), desc="quantize macrec", unit="epoch", disable=None):
+    for epoch in bar(range(p.epochs), desc="quantize macrec", unit="epoch"):
         for model in models.values():
             model.train()
         sums = {"recon": 0.0, "contrast": 0.0, "align": 0.0}

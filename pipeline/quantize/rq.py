@@ -3,7 +3,6 @@ k-means, no training) and `rqvae` (the TIGER / MQL4GRec RQ-VAE)."""
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams
 from pipeline.core.kmeans import QuantizeOutput, residual_assign, residual_kmeans
@@ -11,6 +10,7 @@ from pipeline.core.resolve import code_stats
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
 from pipeline.quantize.base import Quantized, quantized, training_input
 from pipeline.runtime.devices import resolve_device
+from pipeline.runtime.progress import bar
 
 
 def fit_rqkmeans(names: list[str], params: Params) -> dict[str, Quantized]:
@@ -46,7 +46,7 @@ def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
     model.init_codebooks(x[first], generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
     best, best_rate, history = None, float("inf"), []
-    for epoch in tqdm(range(p.epochs), desc=f"quantize {name}", unit="epoch", disable=None):
+    for epoch in bar(range(p.epochs), desc=f"quantize {name}", unit="epoch"):
         model.train()
         recon_sum = quant_sum = 0.0
         for batch in torch.randperm(len(x), generator=generator).split(p.batch_size):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams, RQDINOParams
 from pipeline.core.dino import dino_loss, ema_update, teacher_momentum, update_center
@@ -26,6 +25,7 @@ from pipeline.quantize.views import load_rgb, multicrop, view_batches, view_feat
 from pipeline.runtime.checkpoint import fingerprint
 from pipeline.runtime.devices import resolve_device, resolve_dtype
 from pipeline.runtime.errors import UserInputError
+from pipeline.runtime.progress import bar
 
 
 def rqdino(paths: list[str], plain: torch.Tensor, encoder: ImageEncoder, cfg: QuantizeParams,
@@ -63,7 +63,7 @@ def rqdino(paths: list[str], plain: torch.Tensor, encoder: ImageEncoder, cfg: Qu
     center = torch.zeros(p.prototypes, device=device)
     total, step = p.epochs * -(-len(paths) // p.batch_size), 0
     best, best_rate, history = None, float("inf"), []
-    for epoch in tqdm(range(p.epochs), desc="quantize rqdino", unit="epoch", disable=None):
+    for epoch in bar(range(p.epochs), desc="quantize rqdino", unit="epoch"):
         student.train()
         sums = {"dino_loss": 0.0, "quant_loss": 0.0}
         for batch in torch.randperm(len(paths), generator=generator).split(p.batch_size):

@@ -8,9 +8,11 @@ MLflow model answers exactly like the CLI.
 from __future__ import annotations
 
 import contextlib
+from numbers import Integral
 from pathlib import Path
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 
 from pipeline.config import load_params
@@ -19,21 +21,46 @@ REQUIREMENTS = ["torch", "transformers", "pyarrow", "numpy", "pandas", "pyyaml",
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
-    def __init__(self, beam: int = 20, fusion: str = "mean") -> None:
-        self.beam, self.fusion = beam, fusion
+    """Built by `pyfunc_code.py` when MLflow loads the model; `beam` and `fusion` come from
+    the logged model config."""
 
     def load_context(self, context) -> None:
         from pipeline.serve.recommender import Recommender
 
+        config = context.model_config or {}
         self.recommender = Recommender(context.artifacts["model"], context.artifacts["items"],
-                                       "cpu", self.beam, self.fusion)
+                                       "cpu", int(config.get("beam", 20)),
+                                       str(config.get("fusion", "mean")))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        k = int((params or {}).get("k", 10))
-        histories = [[int(i) for i in h] for h in model_input["history"]]
-        recs = self.recommender.recommend_many(histories, k)
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        from pipeline.runtime.errors import UserInputError
+
+        try:
+            k = (params or {}).get("k", 10)
+            if isinstance(k, bool) or not isinstance(k, Integral):
+                raise UserInputError(f"k must be an integer, got {k!r}")
+            histories = [_history(row, h) for row, h in enumerate(model_input["history"])]
+            recs = self.recommender.recommend_many(histories, int(k))
+        except UserInputError as exc:
+            # The scoring server answers 400 with this message and goes on serving.
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         return pd.DataFrame({"items": [[r.item_id for r in row] for row in recs],
                              "scores": [[r.score for r in row] for row in recs]})
+
+
+def _history(row: int, history) -> list:
+    """One row's history as a list; anything but a list of ids is an error naming the row."""
+    from pipeline.runtime.errors import UserInputError
+
+    if isinstance(history, np.ndarray):
+        history = history.tolist()
+    if not isinstance(history, (list, tuple)):
+        raise UserInputError(f"history of row {row} must be a list of item ids, "
+                             f"got {type(history).__name__} {history!r}")
+    return list(history)
 
 
 def signature():
@@ -53,9 +80,11 @@ def log_recommender(mlflow, run_id: str, repo: Path, name: str = "mmgenrec") -> 
     context = contextlib.nullcontext() if active and active.info.run_id == run_id \
         else mlflow.start_run(run_id=run_id)
     with context:
+        # "Models from code": MLflow stores and later runs pyfunc_code.py instead of
+        # pickling a Python object, so loading the model unpickles nothing.
         info = mlflow.pyfunc.log_model(
-            name="recommender", python_model=RecommenderModel(params.evaluate.beam,
-                                                              str(params.evaluate.fusion)),
+            name="recommender", python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+            model_config={"beam": params.evaluate.beam, "fusion": str(params.evaluate.fusion)},
             artifacts={"model": str(repo / params.paths.model),
                        "items": str(repo / params.paths.ingest / "items.parquet")},
             code_paths=[str(Path(__file__).resolve().parents[1])], pip_requirements=REQUIREMENTS,

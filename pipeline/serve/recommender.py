@@ -70,6 +70,9 @@ class Recommender:
         catalogue is smaller)."""
         if not 1 <= k <= self.beam:
             raise UserInputError(f"k must be between 1 and the beam width {self.beam}, got {k}")
+        empty = [row for row, h in enumerate(histories) if len(h) == 0]
+        if empty:
+            raise UserInputError(f"history of row {empty[0]} is empty: give at least one item id")
         ids = [self.item_ids(h, original_ids) for h in histories]
         cat, cfg = self.loaded.catalog, self.loaded.cfg
         samples = history_samples(ids, [0] * len(ids), cfg.max_history, cat.n_items)

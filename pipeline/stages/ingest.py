@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from tqdm import tqdm
 
 from pipeline.io import tables
 from pipeline.config import MissingMetadata, Params
 from pipeline.core.interactions import kcore, leave_one_out
 from pipeline.core.text import compose_text
+from pipeline.runtime.progress import bar
 from pipeline.runtime.stage import stage_main
 from pipeline.sources import load_source
 from pipeline.sources.common import IngestError, RawDataset, RawItem, check_image
@@ -101,8 +101,8 @@ def _write_items(out: Path, raw: RawDataset, item_order: list[str], params: Para
     rows = {name: [] for name in tables.ITEMS.names}
     statuses = {status: 0 for status in tables.IMAGE_STATUSES}
     root = Path.cwd()
-    for item_id, original in enumerate(tqdm(item_order, desc="ingest: items", unit="item",
-                                            mininterval=2.0, disable=None)):
+    for item_id, original in enumerate(bar(item_order, desc="ingest: items", unit="item",
+                                           mininterval=2.0)):
         item = raw.items[original]
         values = {"title": item.title, "description": item.description, "brand": item.brand,
                   "categories": ", ".join(item.categories)}

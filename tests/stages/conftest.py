@@ -6,8 +6,9 @@ import pytest
 
 from pipeline.config import params_from_dict
 from pipeline.stages import (
-    image_features, ingest, quantize, resolve, sasrec, synthetic, text_features,
+    image_features, ingest, quantize, resolve, sasrec, synthetic, text_features, train,
 )
+
 
 @pytest.fixture(scope="session")
 def coded_data(real_params, tiny_t5, tmp_path_factory):
@@ -34,3 +35,12 @@ def coded(coded_data, tmp_path, monkeypatch):
     shutil.copytree(root / "data", tmp_path / "data")
     monkeypatch.chdir(tmp_path)
     return copy.deepcopy(raw)
+
+
+@pytest.fixture
+def trained(coded):
+    """`coded` with a one-epoch tiger model in data/model (evaluate: beam 12, 60 users)."""
+    coded["train"].update(method="tiger", epochs=1)
+    coded["evaluate"].update(beam=12, users=60)
+    train.run(params_from_dict(coded))
+    return coded

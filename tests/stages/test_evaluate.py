@@ -11,17 +11,9 @@ from pipeline.serve import recommend, recommender
 from pipeline.io import tables
 from pipeline.config import params_from_dict
 from pipeline.runtime.errors import UserInputError
-from pipeline.stages import evaluate, train
+from pipeline.stages import evaluate
 from pipeline.baselines.popularity import popularity_metrics
 from pipeline.stages.evaluate import output_checks
-
-
-@pytest.fixture
-def trained(coded):
-    coded["train"].update(method="tiger", epochs=1)
-    coded["evaluate"].update(beam=12, users=60)
-    train.run(params_from_dict(coded))
-    return coded
 
 
 def test_evaluate_writes_metrics_predictions_and_report(trained):
