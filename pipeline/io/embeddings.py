@@ -12,20 +12,32 @@ from pipeline.io import tables
 from pipeline.runtime.errors import FeatureError
 
 
-def load_precomputed(npy: str, ids_file: str | None, original_ids: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Embeddings a user computed elsewhere: `npy` rows in the order of `ids_file` (one
-    original item id per line; without it, rows must follow the items table order)."""
+def load_precomputed(npy: str, ids_file: str | None, original_ids: list[str],
+                     source_rows: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Embeddings a user computed elsewhere, aligned to the items table (`original_ids`).
+
+    The rows of `npy` belong to: the ids in `ids_file` (one original item id per line), else
+    `source_rows` (a `prepared` folder's item order: row i = item index i, as the published
+    `<name>.emb-*.npy` files are laid out), else the items table's own rows. Items without a
+    row are marked `not_in_precomputed`."""
     matrix = np.load(npy, mmap_mode="r")
     if matrix.ndim != 2:
         raise FeatureError(f"{npy}: expected a 2-D array (items x dim), got shape {matrix.shape}")
-    if ids_file is None:
+    if ids_file is not None:
+        ids = Path(ids_file).read_text(encoding="utf-8").split()
+        if len(ids) != len(matrix):
+            raise FeatureError(f"{ids_file}: {len(ids)} ids for {len(matrix)} rows of {npy}")
+    elif source_rows is not None:
+        ids = source_rows
+        if len(ids) != len(matrix):
+            raise FeatureError(f"{npy}: {len(matrix)} rows but the prepared dataset has "
+                               f"{len(ids)} items (row i must be item index i); give an ids "
+                               "file (precomputed_ids) to align them")
+    else:
         if len(matrix) != len(original_ids):
             raise FeatureError(f"{npy}: {len(matrix)} rows but {len(original_ids)} items; give "
                                "an ids file (precomputed_ids) to align them")
         return np.asarray(matrix, dtype=np.float32), ["ok"] * len(original_ids)
-    ids = Path(ids_file).read_text(encoding="utf-8").split()
-    if len(ids) != len(matrix):
-        raise FeatureError(f"{ids_file}: {len(ids)} ids for {len(matrix)} rows of {npy}")
     row_of = {item: row for row, item in enumerate(ids)}
     out = np.full((len(original_ids), matrix.shape[1]), np.nan, dtype=np.float32)
     status = []

@@ -163,6 +163,21 @@ def write_json(obj: object, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+SOURCE_ROWS = "source_rows.json"
+
+
+def write_source_rows(folder: Path, rows: list[str] | None) -> None:
+    """`<paths.ingest>/source_rows.json`: the original item id of each row of the source's
+    per-item files (null when the source has no row order)."""
+    write_json({"original_ids": rows}, folder / SOURCE_ROWS)
+
+
+def read_source_rows(folder: str | Path) -> list[str] | None:
+    """What `write_source_rows` wrote; None for a source without a row order."""
+    path = Path(folder) / SOURCE_ROWS
+    return json.loads(path.read_text(encoding="utf-8"))["original_ids"] if path.is_file() else None
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary sibling to write; it replaces `path` only if the block succeeds."""

@@ -56,12 +56,15 @@ class RawDataset:
     image_base: folder that relative image references are resolved against.
     codes: modality -> original item id -> imported semantic ID (the `prepared` source only).
     skipped: reason -> number of input rows skipped for it.
+    rows: the original item id of each row of the source's published per-item files (a
+        `prepared` folder: row i is item index i), None when the source has no such order.
     """
     items: dict[str, RawItem]
     interactions: RawInteractions
     image_base: Path
     codes: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
+    rows: list[str] | None = None
 
 
 class SkipLog:

@@ -3,6 +3,8 @@
 `<name>.inter.json`: {"<user_idx>": [item_idx, ...]} in time order (required);
 `<name>.item.json`: {"<item_idx>": {"title", "description", "brand", "categories"}} (optional);
 `<name>.item2id` / `<name>.user2id`: `original_id<TAB>idx` lines (optional);
+per-item feature files such as `<name>.emb-llama-td.npy` (row i = item index i) are read by
+the feature stages' `precomputed:` through the row order ingest records (`source_rows.json`);
 `<name>.index_<suffix>.json` (or `<name>.index.json`, LETTER's name, for an empty suffix):
 {"<item_idx>": ["<a_12>", "<b_7>", ...]} semantic IDs per modality (optional), read here into
 integer codes and never written back in that form.
@@ -55,8 +57,12 @@ def load(folder: Path, name: str, code_suffixes: Mapping[str, str],
 
     catalogue = list(item_names) or list(meta) or sorted(
         {str(i) for seq in sequences.values() for i in seq}, key=_numeric_first)
+    catalogue = sorted(catalogue, key=_numeric_first)
+    # Published per-item files (MQL4GRec's `<name>.emb-*.npy`) have row i = item index i.
+    rows = [item_names.get(idx, idx) for idx in catalogue] \
+        if catalogue == [str(i) for i in range(len(catalogue))] else None
     items = {}
-    for idx in sorted(catalogue, key=_numeric_first):
+    for idx in catalogue:
         record = meta.get(idx, {}) if isinstance(meta.get(idx), dict) else {}
         original = item_names.get(idx, idx)
         items[original] = RawItem(
@@ -80,7 +86,7 @@ def load(folder: Path, name: str, code_suffixes: Mapping[str, str],
         if path.is_file():
             codes[modality] = {item_names.get(idx, idx): code
                                for idx, code in parse_code_file(path).items()}
-    return RawDataset(items, interactions, folder, codes=codes, skipped=Counter())
+    return RawDataset(items, interactions, folder, codes=codes, skipped=Counter(), rows=rows)
 
 
 def parse_code_file(path: Path) -> dict[str, tuple[int, ...]]:

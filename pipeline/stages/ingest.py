@@ -73,6 +73,7 @@ def run(params: Params) -> dict:
                            out / "interactions.parquet", tables.INTERACTIONS)
         _write_sequences(out, df, cfg.max_history)
         metrics |= _write_codes(out, raw, item_order)
+        tables.write_source_rows(out, raw.rows)
     metrics |= {f"skipped/{_metric_key(reason)}": n for reason, n in sorted(raw.skipped.items())}
     metrics["final/users"] = len(user_order)
     metrics["final/items"] = len(item_order)

@@ -43,7 +43,8 @@ def run(params: Params) -> dict:
         save(folder, best_state, model_cfg, metrics)
     if cfg.precomputed is not None:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
-                                           items.column("original_id").to_pylist())
+                                           items.column("original_id").to_pylist(),
+                                           tables.read_source_rows(params.paths.ingest))
     else:
         vectors, status = model.item_embeddings().cpu().numpy(), ["ok"] * n_items
     write_embeddings(Path(params.paths.features) / "collab.parquet", vectors, status)

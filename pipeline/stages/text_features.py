@@ -26,7 +26,8 @@ def run(params: Params) -> dict:
     start = time.perf_counter()
     if cfg.precomputed is not None:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
-                                           items.column("original_id").to_pylist())
+                                           items.column("original_id").to_pylist(),
+                                           tables.read_source_rows(params.paths.ingest))
     else:
         job = extraction(params, texts)
         present = np.array([bool(t) for t in texts])

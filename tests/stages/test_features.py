@@ -209,3 +209,28 @@ def test_cuda_request_without_gpu_is_an_error():
         pytest.skip("a GPU is present")
     with pytest.raises(FeatureError, match="no GPU"):
         resolve_device("cuda")
+
+
+def test_published_feature_file_of_a_prepared_folder_needs_no_ids_file(params_dict, tmp_path):
+    # MQL4GRec / MACRec publish <name>.emb-*.npy with row i = item index i of the folder.
+    folder = tmp_path / "prepared"
+    folder.mkdir()
+    users = {str(u): [0, 1, 2, 3, 4, 5] + ([6] if u == 0 else []) for u in range(6)}
+    (folder / "Mini.inter.json").write_text(json.dumps(users))         # item 6: dropped by k-core
+    (folder / "Mini.item2id").write_text("".join(f"ASIN{i}\t{i}\n" for i in (3, 0, 6, 1, 5, 2, 4)))
+    rows = np.arange(7, dtype=np.float32)[:, None] * np.ones((1, 3), dtype=np.float32)
+    np.save(folder / "Mini.emb-llama-td.npy", rows)
+    params_dict["dataset"].update(source="prepared", name="Mini", path=str(folder),
+                                  prepared_codes={})
+    params_dict["text_features"].update(precomputed=str(folder / "Mini.emb-llama-td.npy"))
+    params = params_from_dict(params_dict)
+    ingest.run(params)
+    metrics = text_features.run(params)
+    items = tables.read_table("data/ingest/items.parquet", tables.ITEMS)
+    vectors, present = read_embeddings(Path("data/features/text.parquet"))
+    assert present.all() and metrics["covered"] == len(items) == 6
+    for original, vector in zip(items.column("original_id").to_pylist(), vectors):
+        assert vector.tolist() == [float(original.removeprefix("ASIN"))] * 3
+    np.save(folder / "Mini.emb-llama-td.npy", rows[:5])
+    with pytest.raises(FeatureError, match="5 rows but the prepared dataset has 7 items"):
+        text_features.run(params)
