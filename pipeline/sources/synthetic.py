@@ -1,9 +1,11 @@
 """A deterministic generator of a small musical-instrument shop in the Amazon 2018 format.
 
-Each modality carries signal the others lack, so that multimodal methods have something to
-find:
-- text (title, description, categories, brand) shows product type, brand and material;
-- the rendered image shows colour, shape and pattern, which no text mentions;
+The modalities overlap as a real shop's do, and each keeps something of its own:
+- text (title, description, categories, brand) shows product type, brand and material, and
+  about one title in three names the colour;
+- the product photo shows the type (one silhouette per product type: every guitar looks like
+  a guitar, framed a little differently per item) in the item's colour on a patterned
+  background; colour and pattern are the picture's own (pattern never reaches the text);
 - behaviour follows long-term taste (group, brand, colour) plus short-term complementary
   transitions between product types (guitar -> strings -> tuner), visible only in sequences.
 The files it writes are read back by the same reader as real Amazon 2018 data. A few realistic
@@ -60,9 +62,22 @@ BRANDS = ("Arbor", "Bellweather", "Corvid", "Dunmore", "Ember", "Fjordline", "Ga
 MATERIALS = ("maple", "rosewood", "steel", "nickel", "nylon", "carbon fiber", "aluminum",
              "walnut", "brass", "phosphor bronze")
 COLOURS = ((200, 30, 40), (240, 130, 20), (235, 205, 40), (40, 160, 70), (30, 150, 150),
-           (40, 80, 200), (120, 60, 170), (230, 110, 170), (30, 30, 30), (245, 245, 245))
-SHAPES = ("circle", "square", "triangle", "diamond")
+           (40, 80, 200), (120, 60, 170), (230, 110, 170), (30, 30, 30), (150, 150, 150))
+COLOUR_NAMES = ("Red", "Orange", "Yellow", "Green", "Teal", "Blue", "Purple", "Pink", "Black",
+                "Silver")
+COLOUR_IN_TITLE = 0.35     # share of titles that name the item's colour
 PATTERNS = ("solid", "stripes", "dots", "checker")
+# Each group's base silhouette, (primitive, centre x, centre y, half width, half height) in a
+# box of half-side 1; every type adds details of its own (see `_glyph`).
+BASES = {
+    "Guitars": (("ellipse", 0, .45, .5, .42), ("ellipse", 0, .02, .36, .3),
+                ("rect", 0, -.6, .07, .38)),
+    "Guitar Accessories": (("ellipse", 0, 0, .32, .32),),
+    "Amplifiers & Effects": (("rect", 0, .05, .7, .55),),
+    "Keyboards": (("rect", 0, .1, .92, .26),),
+    "Drums & Percussion": (("rect", 0, .15, .62, .38), ("ellipse", 0, -.25, .62, .18)),
+    "Studio & Recording": (("ellipse", 0, -.45, .3, .32), ("rect", 0, .35, .06, .5)),
+}
 ADJECTIVES = ("durable", "lightweight", "professional", "compact", "vintage-style", "premium",
               "beginner-friendly", "road-ready")
 USES = {"Guitars": "stage and studio", "Guitar Accessories": "everyday playing",
@@ -118,10 +133,10 @@ def _make_items(rng: np.random.Generator, n_items: int) -> list[dict]:
             "brand": int(rng.choice(brand_of_type[t])),
             "material": int(rng.integers(len(MATERIALS))),
             "colour": int(rng.integers(len(COLOURS))),
-            "shape": int(rng.integers(len(SHAPES))),
+            "colour_in_title": bool(rng.random() < COLOUR_IN_TITLE),
             "pattern": int(rng.integers(len(PATTERNS))),
             "popularity": float(rng.lognormal(0.0, 0.8)),
-            # Each product photo is framed a little differently: offset and size of the shape.
+            # Each product photo is framed a little differently: offset and size of the silhouette.
             "frame": (float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.08, 0.08)),
                       float(rng.uniform(0.8, 1.1))),
             "model": f"{'ABCDEFGHJKLMNPRSTVX'[int(rng.integers(19))]}-{int(rng.integers(10, 999))}",
@@ -139,15 +154,27 @@ def _meta_record(rng: np.random.Generator, item: dict) -> dict:
         description.append("<b>Ships fast.</b><br/>Backed by a 1-year warranty.")
     return {
         "asin": item["asin"],
-        "title": f"{brand} {material.title()} {kind.title()} {item['model']}",
+        "title": f"{brand} {material.title()} {kind.title()} {item['model']}"
+                 + (f", {COLOUR_NAMES[item['colour']]}" if item["colour_in_title"] else ""),
         "brand": brand,
         "category": ["Musical Instruments", group, kind.title()],
         "description": description,
     }
 
 
+def _glyph(t: int) -> tuple[tuple, ...]:
+    """The silhouette of product type `t`: its group's base shape plus two details placed by
+    a generator seeded with the type, so every item of a type shares it."""
+    rng = np.random.default_rng(7919 * (t + 1))
+    details = tuple((str(rng.choice(("ellipse", "rect", "triangle"))),
+                     *(float(v) for v in rng.uniform(-.65, .65, 2)),
+                     *(float(v) for v in rng.uniform(.12, .32, 2))) for _ in range(2))
+    return BASES[TYPES[t][1]] + details
+
+
 def _render(item: dict, size: int) -> Image.Image:
-    """Colour, shape and pattern of the item: the only place its colour appears."""
+    """The product photo: the type's silhouette in the item's colour, framed per item, on a
+    background in the item's pattern."""
     colour = COLOURS[item["colour"]]
     pale = tuple(int(c + (255 - c) * 0.7) for c in colour)
     img = Image.new("RGB", (size, size), (250, 250, 250))
@@ -163,19 +190,21 @@ def _render(item: dict, size: int) -> Image.Image:
             elif pattern == "checker" and (k // step + j // step) % 2 == 0:
                 draw.rectangle([k, j, k + step - 1, j + step - 1], fill=pale)
     dx, dy, scale = item["frame"]
-    half = size * 0.3 * scale
+    unit = size * 0.4 * scale
     cx, cy = size * (0.5 + dx), size * (0.5 + dy)
-    lo, hi, mid = (cx - half, cy - half), (cx + half, cy + half), (cx, cy)
-    shape = SHAPES[item["shape"]]
-    if shape == "circle":
-        draw.ellipse([*lo, *hi], fill=colour)
-    elif shape == "square":
-        draw.rectangle([*lo, *hi], fill=colour)
-    elif shape == "triangle":
-        draw.polygon([(mid[0], lo[1]), hi, (lo[0], hi[1])], fill=colour)
-    else:
-        draw.polygon([(mid[0], lo[1]), (hi[0], mid[1]), (mid[0], hi[1]), (lo[0], mid[1])],
-                     fill=colour)
+    dark = tuple(int(c * 0.45) for c in colour)
+    glyph = _glyph(item["type"])
+    base = len(BASES[TYPES[item["type"]][1]])
+    for part, (kind, x, y, w, h) in enumerate(glyph):
+        fill = colour if part < base else dark        # details (knobs, pegs) in a darker shade
+        lo = (cx + (x - w) * unit, cy + (y - h) * unit)
+        hi = (cx + (x + w) * unit, cy + (y + h) * unit)
+        if kind == "ellipse":
+            draw.ellipse([*lo, *hi], fill=fill)
+        elif kind == "rect":
+            draw.rectangle([*lo, *hi], fill=fill)
+        else:
+            draw.polygon([((lo[0] + hi[0]) / 2, lo[1]), hi, (lo[0], hi[1])], fill=fill)
     return img
 
 
