@@ -92,15 +92,18 @@ def summary(run: str, seeds: dict[str, dict]) -> dict:
             "popularity_hr_10": mean("popularity/hr_10"),
             "best_epoch": [r["train"]["best_epoch"] for r in seeds.values()],
             "epochs_run": [r["train"]["epochs_run"] for r in seeds.values()],
-            "train_minutes": [r["train_minutes"] for r in seeds.values()],
+            # A run resumed across sessions: its stage's wall time covers the last session
+            # only, so the epochs' training minutes (validation excluded) stand in for it.
+            "train_minutes": [max(r["train_minutes"], r["curve"][-1]["train_minutes"])
+                              for r in seeds.values()],
             "commit": sorted({r["commit"] for r in seeds.values()})}
 
 
 def table(results: dict) -> str:
     lines = ["| run | seeds | test HR@10 | test NDCG@10 | masked HR@10 | our SASRec HR@10 (masked) "
              "| best / run epochs | train min per seed |", "|---" * 8 + "|"]
-    for row in results["runs"].values():
-        s = row["summary"]
+    for name, row in results["runs"].items():
+        s = summary(name, row["per_seed"])
         spread = f" ± {s['hr_10_std']:.4f}" if len(s["seeds"]) > 1 else ""
         lines.append(
             f"| `{s['run']}` | {','.join(map(str, s['seeds']))} | {s['hr_10']:.4f}{spread} | "
