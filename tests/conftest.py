@@ -4,8 +4,10 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,16 @@ def tiny_repo(params_dict: dict, tiny_t5: dict, tmp_path: Path,
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=repo, check=True)
     return repo
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function that returns a loopback TCP port no process listens on right now."""
+    def pick() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    return pick
 
 
 @pytest.fixture

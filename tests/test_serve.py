@@ -3,7 +3,6 @@ port, the deployment is served, and one Ctrl-C stops the server and the runner c
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str):
@@ -34,8 +27,8 @@ def _post(url: str, body: dict):
 
 
 @pytest.mark.slow
-def test_serve_on_another_port_then_one_ctrl_c_stops_everything(tmp_path):
-    port = _free_port()
+def test_serve_on_another_port_then_one_ctrl_c_stops_everything(tmp_path, free_port):
+    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)

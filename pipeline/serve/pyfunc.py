@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import load_params
+from pipeline.runtime.errors import UserInputError
 
 REQUIREMENTS = ["torch", "transformers", "pyarrow", "numpy", "pandas", "pyyaml", "tqdm"]
 
@@ -36,8 +37,6 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-        from pipeline.runtime.errors import UserInputError
-
         try:
             k = (params or {}).get("k", 10)
             if isinstance(k, bool) or not isinstance(k, Integral):
@@ -53,8 +52,6 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
 
 def _history(row: int, history) -> list:
     """One row's history as a list; anything but a list of ids is an error naming the row."""
-    from pipeline.runtime.errors import UserInputError
-
     if isinstance(history, np.ndarray):
         history = history.tolist()
     if not isinstance(history, (list, tuple)):

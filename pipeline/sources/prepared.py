@@ -55,9 +55,8 @@ def load(folder: Path, name: str, code_suffixes: Mapping[str, str],
             interactions.append(user_names.get(str(user), str(user)),
                                 item_names.get(str(idx), str(idx)), position)
 
-    catalogue = list(item_names) or list(meta) or sorted(
-        {str(i) for seq in sequences.values() for i in seq}, key=_numeric_first)
-    catalogue = sorted(catalogue, key=_numeric_first)
+    catalogue = sorted(list(item_names) or list(meta)
+                       or {str(i) for seq in sequences.values() for i in seq}, key=_numeric_first)
     # Published per-item files (MQL4GRec's `<name>.emb-*.npy`) have row i = item index i.
     rows = [item_names.get(idx, idx) for idx in catalogue] \
         if catalogue == [str(i) for i in range(len(catalogue))] else None

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,6 @@ from flows.retrain import STAGES
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "e2e"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, seconds: float = 240) -> None:
@@ -92,11 +85,11 @@ def _page_shows(driver, url: str | None, needles: list[str], shot: str, seconds:
 
 
 @pytest.fixture
-def servers(tiny_repo, tmp_path):
+def servers(tiny_repo, tmp_path, free_port):
     """A Prefect server + the deployment runner (`python -m flows.serve`), one finished
     retrain of the tiny repo recorded on it and in MLflow, and the MLflow UI over that store.
     Yields (Prefect base URL, MLflow base URL, MLflow tracking URI)."""
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "MLFLOW_TRACKING_URI": uri}
     env.pop("PREFECT_API_URL", None)

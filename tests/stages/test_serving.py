@@ -3,7 +3,6 @@ port answers what `Recommender` answers, and bad requests get a 400 that names t
 while the server goes on serving."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ from pipeline.serve.pyfunc import log_recommender
 from pipeline.serve.recommender import Recommender
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -34,7 +27,7 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def server(trained, tmp_path):
+def server(trained, tmp_path, free_port):
     import mlflow
 
     Path("params.yaml").write_text(json.dumps(trained))           # JSON is YAML
@@ -46,7 +39,7 @@ def server(trained, tmp_path):
     # Logged as code, not as a pickled object: loading it unpickles nothing.
     files = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "recommender")}
     assert "recommender/python_model.pkl" not in files and "recommender/MLmodel" in files
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/mmgenrec/latest",
