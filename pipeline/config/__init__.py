@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config.enums import (
-    CheckpointChoice, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
 from pipeline.config.schema import (
@@ -33,11 +33,12 @@ def section_from_dict(cls: type, raw: object, where: str):
 
 
 __all__ = [
-    "CheckpointChoice", "ConfigError", "DType", "DatasetParams", "Device", "EvaluateParams",
-    "Fusion", "GenRecParams", "ImageEncoderName", "ImageFeaturesParams", "IngestParams",
-    "MACRecQuantParams", "MissingMetadata", "Modality", "Params", "PathsParams", "Pooling",
-    "QuantizeMethod", "QuantizeParams", "RQDINOParams", "RQVAEParams", "Range", "ResolveParams",
-    "ResolveStrategy", "Resume", "SASRecParams", "Schedule", "Source", "SyntheticParams",
-    "TaskName", "TextField", "TextFeaturesParams", "TrainMethod", "TrainParams",
-    "load_params", "params_from_dict", "read_yaml", "section_from_dict", "with_overrides",
+    "CheckpointChoice", "ConfigError", "ContrastGrad", "ContrastReduction", "DType",
+    "DatasetParams", "Device", "EvaluateParams", "Fusion", "GenRecParams", "ImageEncoderName",
+    "ImageFeaturesParams", "IngestParams", "MACRecQuantParams", "MissingMetadata", "Modality",
+    "Params", "PathsParams", "Pooling", "Positives", "QuantizeMethod", "QuantizeParams",
+    "RQDINOParams", "RQVAEParams", "Range", "ResolveParams", "ResolveStrategy", "Resume",
+    "SASRecParams", "Schedule", "Source", "SyntheticParams", "TaskName", "TextField",
+    "TextFeaturesParams", "TrainMethod", "TrainParams", "load_params", "params_from_dict",
+    "read_yaml", "section_from_dict", "with_overrides",
 ]

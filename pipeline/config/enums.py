@@ -64,6 +64,21 @@ class QuantizeMethod(enum.StrEnum):
     IMPORTED = "imported"
 
 
+class ContrastReduction(enum.StrEnum):
+    SUM = "sum"
+    MEAN = "mean"
+
+
+class Positives(enum.StrEnum):
+    ALL = "all"
+    ONE = "one"
+
+
+class ContrastGrad(enum.StrEnum):
+    ENCODER_AND_CODEBOOKS = "encoder_and_codebooks"
+    ENCODER = "encoder"
+
+
 class CheckpointChoice(enum.StrEnum):
     BEST_COLLISION = "best_collision"
     LAST = "last"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from pipeline.config.enums import (
-    CheckpointChoice, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import (
     Count, Fraction, NonNegative, NonNegativeFloat, Positive, Range, require,
@@ -139,6 +139,11 @@ class MACRecQuantParams:
     contrast_weight: NonNegativeFloat
     align_weight: NonNegativeFloat
     tau: Positive
+    contrast_reduction: ContrastReduction
+    positives: Positives
+    contrast_grad: ContrastGrad
+    reseed_dead_codes: bool
+    warmup_epochs: NonNegative
 
 
 @dataclass(frozen=True)

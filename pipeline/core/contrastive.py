@@ -21,13 +21,32 @@ def pseudo_label_nce(x: torch.Tensor, labels: torch.Tensor, tau: float) -> torch
     -log(sum_{p in P(i)} exp(s_ip / tau) / sum_{j != i} exp(s_ij / tau)), averaged over
     anchors that have a positive; 0 when none has.
     """
-    sim = F.normalize(x, dim=-1) @ F.normalize(x, dim=-1).T / tau
-    self_mask = torch.eye(len(x), dtype=torch.bool, device=x.device)
-    sim = sim.masked_fill(self_mask, -torch.inf)
-    positive = (labels[:, None] == labels[None, :]) & ~self_mask
-    has_positive = positive.any(dim=1)
+    sim, positive, has_positive = _label_similarities(x, labels, tau)
     if not has_positive.any():
         return x.sum() * 0.0
-    log_all = torch.logsumexp(sim, dim=1)
     log_pos = torch.logsumexp(sim.masked_fill(~positive, -torch.inf), dim=1)
-    return (log_all - log_pos)[has_positive].mean()
+    return (torch.logsumexp(sim, dim=1) - log_pos)[has_positive].mean()
+
+
+def one_positive_nce(x: torch.Tensor, labels: torch.Tensor, tau: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """`pseudo_label_nce` with one positive per anchor: for anchor i, one row p drawn
+    uniformly (from `generator`, a CPU generator) among the other in-batch rows with its label;
+    -log(exp(s_ip / tau) / sum_{j != i} exp(s_ij / tau)), averaged over anchors that have a
+    positive; 0 when none has. The other same-label rows stay in the denominator."""
+    sim, positive, has_positive = _label_similarities(x, labels, tau)
+    if not has_positive.any():
+        return x.sum() * 0.0
+    draw = torch.rand(positive.shape, generator=generator).to(x.device)
+    chosen = draw.masked_fill(~positive, -1.0).argmax(dim=1)
+    log_pos = sim.gather(1, chosen[:, None]).squeeze(1)
+    return (torch.logsumexp(sim, dim=1) - log_pos)[has_positive].mean()
+
+
+def _label_similarities(x: torch.Tensor, labels: torch.Tensor, tau: float):
+    """Cosine similarities / tau of the rows of x (B, D) with -inf on the diagonal, the (B, B)
+    same-label mask without the diagonal, and which rows (B,) have a same-label row."""
+    sim = F.normalize(x, dim=-1) @ F.normalize(x, dim=-1).T / tau
+    self_mask = torch.eye(len(x), dtype=torch.bool, device=x.device)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    return sim.masked_fill(self_mask, -torch.inf), positive, positive.any(dim=1)

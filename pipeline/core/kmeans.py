@@ -1,79 +1,82 @@
-"""k-means (k-means++ initialisation, Lloyd iterations) and residual quantization in torch.
+"""k-means and residual quantization of item vectors, with faiss.
 
-Randomness comes only from the `torch.Generator` passed in, so results are reproducible.
+faiss is the field's k-means and nearest-neighbour library (pure compute: no files, no I/O);
+the randomness of a fit comes only from the `torch.Generator` passed in, which draws faiss's
+seed, so results are reproducible (and equal at one or two threads: tests/core/test_kmeans.py).
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import faiss
+import numpy as np
 import torch
+
+from pipeline.core.resolve import ResolveDists
+
+# faiss trains on at most this many points per centroid (a seeded sample of the rest):
+# 65,536 points for 256 codewords, so a million items cost what 65,536 do.
+MAX_POINTS_PER_CENTROID = 256
 
 
 def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iters: int = 30) -> torch.Tensor:
-    """Cluster (N, D) float points into k centroids, returned as (k, D).
+    """Cluster (N, D) points into k centroids, returned as (k, D) float32 on x's device.
 
-    With N < k the surplus centroids repeat points (they stay unused); empty clusters are
-    re-seeded on the point farthest from its centroid.
+    k-means++ seeding, `iters` Lloyd iterations, empty clusters split off the largest ones
+    (faiss). With N <= k every point is a centroid and the surplus centroids repeat points
+    (they stay unused).
     """
-    x = x.float()
     n = x.shape[0]
     if n == 0:
         raise ValueError("k-means needs at least one point")
-    centroids = _plus_plus(x, k, generator)
-    for _ in range(iters):
-        dist = torch.cdist(x, centroids)                       # (N, k)
-        assign = dist.argmin(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k).float()
-        moved = sums / counts.clamp(min=1)[:, None]
-        empty = counts == 0
-        if empty.any() and n >= k:
-            far = dist.gather(1, assign[:, None]).squeeze(1).argsort(descending=True)
-            moved[empty] = x[far[: int(empty.sum())]]
-        new = torch.where(empty[:, None] & (n < k), centroids, moved)
-        if torch.allclose(new, centroids):
-            break
-        centroids = new
-    return centroids
+    points = np.ascontiguousarray(x.detach().float().cpu().numpy())
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    if n <= k:
+        return torch.from_numpy(points[np.arange(k) % n]).to(x.device)
+    km = faiss.Kmeans(points.shape[1], k, niter=iters, seed=seed, min_points_per_centroid=1,
+                      max_points_per_centroid=MAX_POINTS_PER_CENTROID,
+                      init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS)
+    km.train(points)
+    return torch.from_numpy(km.centroids.copy()).to(x.device)
 
 
-def _plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding: each next centroid drawn with probability ~ squared distance."""
-    n = x.shape[0]
-    first = torch.randint(n, (1,), generator=generator)
-    chosen = [int(first)]
-    closest = ((x - x[first]) ** 2).sum(dim=1)
-    for _ in range(1, k):
-        total = closest.sum()
-        if total <= 0:   # every point coincides with a centroid: any point will do
-            pick = int(torch.randint(n, (1,), generator=generator))
-        else:
-            pick = int(torch.multinomial(closest / total, 1, generator=generator))
-        chosen.append(pick)
-        closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(dim=1))
-    return x[chosen].clone()
+def nearest(x: np.ndarray, book: np.ndarray) -> np.ndarray:
+    """(N,) int64 index of the nearest row of book (K, D) to each row of x (N, D) (L2)."""
+    _, index = faiss.knn(np.ascontiguousarray(x, dtype=np.float32),
+                         np.ascontiguousarray(book, dtype=np.float32), 1)
+    return index[:, 0].astype(np.int64)
 
 
 class QuantizeOutput(NamedTuple):
     codes: torch.Tensor        # (N, L) int64, one codeword index per level
     quantized: torch.Tensor    # (N, D) sum of the chosen codewords
-    dists: torch.Tensor        # (N, L, K) distance of each level's residual to every codeword
+    dists: ResolveDists | None = None   # the colliding items' distances (learned codebooks)
 
 
 def residual_assign(x: torch.Tensor, codebooks: list[torch.Tensor]) -> QuantizeOutput:
     """Greedy residual quantization of (N, D) points with L codebooks of (K, D) each."""
-    residual = x.float()
-    codes, dists = [], []
-    quantized = torch.zeros_like(residual)
+    residual = x.detach().float().cpu().numpy()
+    quantized = np.zeros_like(residual)
+    codes = []
     for book in codebooks:
-        dist = torch.cdist(residual, book.float())
-        code = dist.argmin(dim=1)
-        chosen = book[code].float()
-        quantized = quantized + chosen
-        residual = residual - chosen
+        book = book.detach().float().cpu().numpy()
+        code = nearest(residual, book)
+        quantized += book[code]
+        residual = residual - book[code]
         codes.append(code)
-        dists.append(dist)
-    return QuantizeOutput(torch.stack(codes, 1), quantized, torch.stack(dists, 1))
+    return QuantizeOutput(torch.from_numpy(np.stack(codes, 1)), torch.from_numpy(quantized))
+
+
+def residual_distances(x: torch.Tensor, codebooks: list[torch.Tensor],
+                       codes: torch.Tensor) -> torch.Tensor:
+    """(N, L, K) distance from each level's residual of x (N, D) to every codeword, the
+    residuals following the given (N, L) codes (for the few items conflict resolution asks
+    about)."""
+    residual, dists = x.float(), []
+    for level, book in enumerate(codebooks):
+        dists.append(torch.cdist(residual, book.float()))
+        residual = residual - book.float()[codes[:, level]]
+    return torch.stack(dists, 1)
 
 
 def residual_kmeans(x: torch.Tensor, levels: int, k: int, generator: torch.Generator,
@@ -83,6 +86,7 @@ def residual_kmeans(x: torch.Tensor, levels: int, k: int, generator: torch.Gener
     books = []
     for _ in range(levels):
         book = kmeans(residual, k, generator, iters)
-        residual = residual - book[torch.cdist(residual, book).argmin(dim=1)]
+        code = torch.from_numpy(nearest(residual.detach().cpu().numpy(), book.cpu().numpy()))
+        residual = residual - book[code.to(book.device)]
         books.append(book)
     return books

@@ -15,6 +15,24 @@ from typing import NamedTuple
 import numpy as np
 
 
+RESOLVE_LEVELS = 2    # reassign looks at the last two levels, sinkhorn at the last one
+
+
+class ResolveDists(NamedTuple):
+    """The distances conflict resolution needs, for the items of collision groups only (their
+    number M is what memory grows with, not N x K): each one's distance from its residual to
+    every codeword of the last J = min(RESOLVE_LEVELS, L) levels."""
+    rows: np.ndarray      # (M,) int64 ascending: row numbers in the (N, L) code table
+    values: np.ndarray    # (M, J, K) float32
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), J, K) distances of the given rows; each must be one of `self.rows`."""
+        at = np.searchsorted(self.rows, rows)
+        if len(rows) and (at.max() >= len(self.rows) or (self.rows[at] != rows).any()):
+            raise ValueError("distances asked for an item that is in no collision group")
+        return self.values[at]
+
+
 class Resolved(NamedTuple):
     codes: np.ndarray      # (N, L) or (N, L + 1) int64, unique rows
     moved: int             # items whose code differs from the raw one
@@ -28,6 +46,12 @@ def collision_groups(codes: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(counts)[:-1]
     return [g for g in np.split(order, bounds) if len(g) > 1]
+
+
+def colliding_rows(codes: np.ndarray) -> np.ndarray:
+    """(M,) int64 ascending: the rows of (N, L) codes that share their code with another row."""
+    groups = collision_groups(codes)
+    return np.sort(np.concatenate(groups)) if groups else np.zeros(0, dtype=np.int64)
 
 
 def collision_rate(codes: np.ndarray) -> float:
@@ -55,51 +79,60 @@ def append(codes: np.ndarray) -> Resolved:
     return Resolved(_check_unique(out), 0, True)
 
 
-def reassign(codes: np.ndarray, dists: list[np.ndarray] | None, sizes: list[int]) -> Resolved:
+def reassign(codes: np.ndarray, dists: ResolveDists | None, sizes: list[int]) -> Resolved:
     """Distance-based re-assignment at the last two levels (MQL4GRec / MACRec).
 
-    codes: (N, L) raw codes; sizes: codebook size per level; dists: per level, (N, K_l)
-    distances from each item's residual at that level to every codeword, or None (imported
-    codes: all distances equal, so the nearest free code is the lowest-numbered one).
+    codes: (N, L) raw codes; sizes: codebook size per level; dists: the colliding items'
+    distances to every codeword of the last two levels, or None (imported codes: all distances
+    equal, so the nearest free code is the lowest-numbered one).
     """
     codes = codes.astype(np.int64).copy()
     n, levels = codes.shape
-    if dists is None:
-        dists = [np.zeros((n, k)) for k in sizes]
     used = {tuple(row) for row in codes.tolist()}
     moved = 0
     for group in collision_groups(codes):
-        last = dists[-1][group, codes[group, -1]]
-        keeper, *movers = group[np.lexsort((group, last))]   # nearest keeps; ties by index
-        for item in movers:
-            new = _free_code(codes[item], dists, item, used, sizes)
+        near = _group_dists(dists, group, sizes)
+        last = near[-1][np.arange(len(group)), codes[group, -1]]
+        order = np.lexsort((group, last))                 # nearest keeps; ties by index
+        for at in order[1:]:
+            new = _free_code(codes[group[at]], [d[at] for d in near], used)
             if new is None:    # the whole space around this code is taken
                 return Resolved(append(codes).codes, moved, True)
             used.add(new)
-            codes[item] = new
+            codes[group[at]] = new
             moved += 1
     return Resolved(_check_unique(codes), moved, False)
 
 
-def _free_code(code: np.ndarray, dists: list[np.ndarray], item: int, used: set,
-               sizes: list[int]) -> tuple | None:
+def _group_dists(dists: ResolveDists | None, group: np.ndarray,
+                 sizes: list[int]) -> list[np.ndarray]:
+    """The group's (G, K_l) distances at each of the last min(2, L) levels (zeros without
+    distances)."""
+    if dists is None:
+        return [np.zeros((len(group), k)) for k in sizes[-RESOLVE_LEVELS:]]
+    near = dists.of(np.sort(group))[np.argsort(np.argsort(group))]
+    return list(near.transpose(1, 0, 2))
+
+
+def _free_code(code: np.ndarray, near: list[np.ndarray], used: set) -> tuple | None:
     """Nearest free last-level code under the item's prefix, then under the nearest other
-    codewords of the level above; None when every such code is taken."""
+    codewords of the level above; None when every such code is taken. near: the item's
+    distances to the codewords of the last one or two levels."""
     prefix = tuple(code[:-1].tolist())
-    for c in np.argsort(dists[-1][item], kind="stable"):
+    for c in np.argsort(near[-1], kind="stable"):
         if prefix + (int(c),) not in used:
             return prefix + (int(c),)
     if len(code) < 2:
         return None
-    for c2 in np.argsort(dists[-2][item], kind="stable"):
+    for c2 in np.argsort(near[-2], kind="stable"):
         upper = prefix[:-1] + (int(c2),)
-        for c in np.argsort(dists[-1][item], kind="stable"):
+        for c in np.argsort(near[-1], kind="stable"):
             if upper + (int(c),) not in used:
                 return upper + (int(c),)
     return None
 
 
-def sinkhorn(codes: np.ndarray, last_dists: np.ndarray | None, size: int,
+def sinkhorn(codes: np.ndarray, dists: ResolveDists | None, size: int,
              iterations: int = 50, epsilon: float = 0.05) -> Resolved:
     """Balanced last-level assignment for each colliding prefix group.
 
@@ -110,8 +143,6 @@ def sinkhorn(codes: np.ndarray, last_dists: np.ndarray | None, size: int,
     everything.
     """
     codes = codes.astype(np.int64).copy()
-    n = len(codes)
-    last_dists = np.zeros((n, size)) if last_dists is None else last_dists
     moved = 0
     for group in collision_groups(codes):
         prefix = codes[group[0], :-1]
@@ -120,7 +151,8 @@ def sinkhorn(codes: np.ndarray, last_dists: np.ndarray | None, size: int,
         free = np.array([c for c in range(size) if c not in taken])
         if len(free) < len(group):
             return Resolved(append(codes).codes, moved, True)
-        plan = _sinkhorn_plan(last_dists[np.ix_(group, free)], iterations, epsilon)
+        plan = _sinkhorn_plan(_group_dists(dists, group, [size])[-1][:, free], iterations,
+                              epsilon)
         choice = _greedy_round(plan)
         new_last = free[choice]
         moved += int((new_last != codes[group, -1]).sum())

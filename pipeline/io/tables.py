@@ -100,6 +100,33 @@ def read_codes(path: str | Path):
     return table.column("item_id").to_numpy(), flat.astype(np.int64).reshape(-1, levels)
 
 
+def write_resolve_dists(folder: Path, name: str, item_ids: np.ndarray,
+                        values: np.ndarray) -> None:
+    """`<name>_dists.npy` (M, J, K) float32, the colliding items' distances to the codewords of
+    the last levels, and `<name>_dist_items.npy` (M,) int64, those items' ids (np.save: no
+    pickle, byte-identical on a re-run)."""
+    np.save(folder / f"{name}_dists.npy", np.asarray(values, dtype=np.float32))
+    np.save(folder / f"{name}_dist_items.npy", np.asarray(item_ids, dtype=np.int64))
+
+
+def read_resolve_dists(folder: Path, name: str,
+                       item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The files of `write_resolve_dists` as ((M,) row numbers in the code table whose (N,)
+    item ids are given, (M, J, K) distances), or None when the modality has none (imported
+    codes)."""
+    values_path, items_path = folder / f"{name}_dists.npy", folder / f"{name}_dist_items.npy"
+    if not values_path.is_file():
+        return None
+    values = np.load(values_path, allow_pickle=False)
+    items = np.load(items_path, allow_pickle=False)
+    rows = np.searchsorted(item_ids, items)
+    if len(items) != len(values) or (len(items) and (item_ids[np.minimum(
+            rows, len(item_ids) - 1)] != items).any()):
+        raise UserInputError(f"{values_path}: its items are not those of the code table; "
+                             "re-run the quantize stage")
+    return rows.astype(np.int64), values
+
+
 def embeddings_schema(dim: int) -> pa.Schema:
     """One modality's item representations, row i = item i of the items table.
 

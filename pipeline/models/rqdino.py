@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.core.kmeans import residual_kmeans
+from pipeline.core.kmeans import residual_distances, residual_kmeans
 from pipeline.models.rqvae import mlp, residual_quantize
 
 
@@ -75,10 +75,10 @@ class RQDINOHead(nn.Module):
         return RQDINOOutput(logits, z, codes, loss)
 
     @torch.no_grad()
-    def distances(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, L, K) distance from each level's residual to every codeword."""
-        _, _, residuals, _ = residual_quantize(self.latent(features), self.codebooks, self.cfg.beta)
-        return torch.stack([torch.cdist(r, b) for r, b in zip(residuals, self.codebooks)], 1)
+    def distances(self, features: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(B, L, K) distance from each level's residual to every codeword, the residuals
+        following the (B, L) codes."""
+        return residual_distances(self.latent(features), list(self.codebooks), codes)
 
     @torch.no_grad()
     def quantized(self, features: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from pipeline.core.kmeans import residual_kmeans
+from pipeline.core.kmeans import residual_distances, residual_kmeans
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,24 @@ class RQVAE(nn.Module):
         return RQVAEOutput(self.decoder(quantized), z, quantized, codes, residuals, loss)
 
     @torch.no_grad()
-    def distances(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, K) distance from each level's residual to every codeword."""
-        _, _, residuals, _ = self.quantize(self.encoder(x))
-        return torch.stack([torch.cdist(r, b) for r, b in zip(residuals, self.codebooks)], 1)
+    def distances(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(B, L, K) distance from each level's residual to every codeword, the residuals
+        following the (B, L) codes."""
+        return residual_distances(self.encoder(x), list(self.codebooks), codes)
+
+    @torch.no_grad()
+    def reseed_dead_codes(self, x: torch.Tensor, generator: torch.Generator) -> int:
+        """Give every codeword that no row of `x` (N, in_dim) uses the residual of a random row
+        at its level (distinct rows), level by level, as a reseeded level changes the
+        residuals below it. Returns how many codewords were reseeded."""
+        reseeded = 0
+        for level in range(self.cfg.levels):
+            _, _, residuals, _ = self.quantize(self.encoder(x))
+            codes = torch.cdist(residuals[level], self.codebooks[level]).argmin(dim=1)
+            counts = torch.bincount(codes, minlength=self.cfg.codebook_size)
+            dead = (counts == 0).nonzero().flatten()
+            rows = torch.randperm(len(x), generator=generator)[:len(dead)].to(x.device)
+            self.codebooks[level, dead] = residuals[level][rows]
+            reseeded += len(dead)
+        return reseeded
+

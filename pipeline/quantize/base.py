@@ -11,6 +11,7 @@ import torch
 
 from pipeline.config import Params
 from pipeline.core.kmeans import QuantizeOutput
+from pipeline.core.resolve import RESOLVE_LEVELS, ResolveDists, colliding_rows
 from pipeline.io.embeddings import read_embeddings
 
 
@@ -18,7 +19,7 @@ class Quantized(NamedTuple):
     """The raw semantic IDs of one modality."""
     item_ids: np.ndarray         # (N,) items that have codes
     codes: np.ndarray            # (N, L) int64, code of each level
-    dists: np.ndarray | None     # (N, L, K) float32 distances to every code (learned codes)
+    dists: ResolveDists | None   # the colliding items' distances (learned codebooks)
     history: list[dict]          # one record per training epoch (empty when not trained)
 
 
@@ -44,7 +45,26 @@ def training_input(params: Params, name: str) -> tuple[torch.Tensor, np.ndarray]
 
 
 def quantized(item_ids: np.ndarray, out: QuantizeOutput, history: list[dict]) -> Quantized:
-    return Quantized(item_ids, out.codes.numpy(), out.dists.numpy().astype(np.float32), history)
+    return Quantized(item_ids, out.codes.numpy(), out.dists, history)
+
+
+def distances_of(model, x: torch.Tensor, codes: torch.Tensor
+                 ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`rows -> model.distances(x[rows], codes[rows])` for `with_dists`, on x's device."""
+    return lambda rows: model.distances(x[rows.to(x.device)], codes[rows.to(codes.device)])
+
+
+def with_dists(codes: torch.Tensor, quantized: torch.Tensor,
+               distances: Callable[[torch.Tensor], torch.Tensor]) -> QuantizeOutput:
+    """The output of a learned codebook, with what `resolve` needs: `distances(rows)` ((M,)
+    int64 row numbers -> (M, L, K) distances to every codeword) evaluated for the colliding
+    rows of the (N, L) codes only, at the last RESOLVE_LEVELS levels."""
+    codes = codes.cpu()
+    rows = colliding_rows(codes.numpy())
+    with torch.no_grad():
+        values = distances(torch.from_numpy(rows))[:, -RESOLVE_LEVELS:]
+    return QuantizeOutput(codes, quantized.cpu(),
+                          ResolveDists(rows, values.cpu().numpy().astype(np.float32)))
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.config import CheckpointChoice, Params, QuantizeParams
-from pipeline.core.contrastive import info_nce, pseudo_label_nce
+from pipeline.config import (
+    CheckpointChoice, ContrastGrad, ContrastReduction, MACRecQuantParams, Params, Positives,
+    QuantizeParams,
+)
+from pipeline.core.contrastive import info_nce, one_positive_nce, pseudo_label_nce
 from pipeline.core.kmeans import QuantizeOutput, kmeans
 from pipeline.core.resolve import code_stats
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
-from pipeline.quantize.base import Quantized, quantized, training_input
+from pipeline.quantize.base import Quantized, distances_of, quantized, training_input, with_dists
 from pipeline.runtime.devices import resolve_device
 from pipeline.runtime.errors import UserInputError
 from pipeline.runtime.progress import bar
@@ -26,7 +29,9 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
     positives are the in-batch items in the same k-means cluster of the *other* modality, both
     directions, weight `contrast_weight`; (b) a symmetric InfoNCE aligning the two quantized
     latents of the same item, weight `align_weight`. The checkpoint is chosen on the mean raw
-    collision rate of the two modalities.
+    collision rate of the two modalities. `cfg.macrec`'s ablation keys (contrast_reduction,
+    positives, contrast_grad, reseed_dead_codes, warmup_epochs) change (a) and the schedule;
+    their params.yaml values are the paper's method.
     """
     if len(inputs) != 2:
         raise UserInputError("quantize.methods: macrec quantizes two modalities jointly (text and "
@@ -56,17 +61,17 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
         for model in models.values():
             model.train()
         sums = {"recon": 0.0, "contrast": 0.0, "align": 0.0}
+        ramp = min(1.0, (epoch + 1) / m.warmup_epochs) if m.warmup_epochs else 1.0
         for batch in torch.randperm(len(both), generator=generator).split(p.batch_size):
             batch = batch.to(device)
             outs = {n: models[n](xs[n][rows[n][batch]]) for n in names}
             recon = sum((outs[n].recon - xs[n][rows[n][batch]]).pow(2).mean() + outs[n].quant_loss
                         for n in names)
-            contrast = sum(
-                pseudo_label_nce(outs[a].residuals[level], labels[b][rows[b][batch]], m.tau)
-                + pseudo_label_nce(outs[b].residuals[level], labels[a][rows[a][batch]], m.tau)
-                for level in range(m.contrast_from_level - 1, cfg.levels))
+            contrast = residual_contrast(
+                outs, {n: labels[other][rows[other][batch]] for n, other in ((a, b), (b, a))},
+                m, cfg.levels, generator)
             align = info_nce(outs[a].quantized, outs[b].quantized, m.tau)
-            loss = recon + m.contrast_weight * contrast + m.align_weight * align
+            loss = recon + ramp * (m.contrast_weight * contrast + m.align_weight * align)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -84,15 +89,36 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
             best_rate = float(np.mean(rates))
             best = {n: {k: v.detach().clone() for k, v in models[n].state_dict().items()}
                     for n in names}
+        if m.reseed_dead_codes:
+            for n in names:
+                history[n][-1]["reseeded"] = models[n].reseed_dead_codes(xs[n], generator)
     out = {}
     for n in names:
         models[n].load_state_dict(best[n])
         models[n].eval()
         with torch.no_grad():
             res = models[n](xs[n])
-            out[n] = (QuantizeOutput(res.codes.cpu(), res.quantized.cpu(),
-                                     models[n].distances(xs[n]).cpu()), history[n])
+        out[n] = (with_dists(res.codes, res.quantized, distances_of(models[n], xs[n], res.codes)),
+                  history[n])
     return out
+
+
+def residual_contrast(outs: dict, labels: dict[str, torch.Tensor], m: MACRecQuantParams,
+                      levels: int, generator: torch.Generator) -> torch.Tensor:
+    """MACRec §3.2's residual InfoNCE of one batch: for each modality n (its RQVAEOutput in
+    `outs`) and each level from `m.contrast_from_level` on, n's residuals with positives by
+    `labels[n]` (B,), the other modality's pseudo-labels; summed or averaged over the terms."""
+    terms = []
+    for level in range(m.contrast_from_level - 1, levels):
+        for n, out in outs.items():
+            residual = out.residuals[level]
+            if m.contrast_grad is ContrastGrad.ENCODER:   # same value; no path to codewords
+                residual = residual.detach() + out.latent - out.latent.detach()
+            terms.append(pseudo_label_nce(residual, labels[n], m.tau)
+                         if m.positives is Positives.ALL
+                         else one_positive_nce(residual, labels[n], m.tau, generator))
+    total = sum(terms)
+    return total / len(terms) if m.contrast_reduction is ContrastReduction.MEAN else total
 
 
 def fit(names: list[str], params: Params) -> dict[str, Quantized]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams
-from pipeline.core.kmeans import QuantizeOutput, residual_assign, residual_kmeans
+from pipeline.core.kmeans import (
+    QuantizeOutput, residual_assign, residual_distances, residual_kmeans,
+)
 from pipeline.core.resolve import code_stats
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
-from pipeline.quantize.base import Quantized, quantized, training_input
+from pipeline.quantize.base import Quantized, distances_of, quantized, training_input, with_dists
 from pipeline.runtime.devices import resolve_device
 from pipeline.runtime.progress import bar
 
@@ -30,7 +32,9 @@ def fit_rqvae(names: list[str], params: Params) -> dict[str, Quantized]:
 def rqkmeans(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
               name: str) -> tuple[QuantizeOutput, list[dict]]:
     books = residual_kmeans(x, cfg.levels, cfg.codebook_size, generator, cfg.kmeans_iters)
-    return residual_assign(x, books), []
+    out = residual_assign(x, books)
+    return with_dists(out.codes, out.quantized,
+                      lambda rows: residual_distances(x[rows], books, out.codes[rows])), []
 
 
 def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
@@ -70,4 +74,4 @@ def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
     model.eval()
     with torch.no_grad():
         out = model(x)
-        return QuantizeOutput(out.codes.cpu(), out.quantized.cpu(), model.distances(x).cpu()), history
+    return with_dists(out.codes, out.quantized, distances_of(model, x, out.codes)), history

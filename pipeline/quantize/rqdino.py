@@ -20,7 +20,9 @@ from pipeline.encoders.image import ImageEncoder
 from pipeline.io import tables
 from pipeline.io.images import image_path
 from pipeline.models.rqdino import RQDINO, RQDINOConfig, RQDINOHead
-from pipeline.quantize.base import Quantized, item_vectors, quantized
+from pipeline.quantize.base import (
+    Quantized, distances_of, item_vectors, quantized, with_dists,
+)
 from pipeline.quantize.views import load_rgb, multicrop, view_batches, view_features
 from pipeline.runtime.checkpoint import fingerprint
 from pipeline.runtime.devices import resolve_device, resolve_dtype
@@ -88,8 +90,9 @@ def rqdino(paths: list[str], plain: torch.Tensor, encoder: ImageEncoder, cfg: Qu
     features = plain if p.freeze_trunk else _trunk_features(teacher.trunk, encoder, paths, device)
     with torch.no_grad():
         out = teacher.head(features)
-        return QuantizeOutput(out.codes.cpu(), teacher.head.quantized(features).cpu(),
-                              teacher.head.distances(features).cpu()), history
+        quantized_latents = teacher.head.quantized(features)
+    return with_dists(out.codes, quantized_latents,
+                      distances_of(teacher.head, features, out.codes)), history
 
 
 def rqdino_step(student: RQDINO, teacher: RQDINO, crops: list[torch.Tensor], center: torch.Tensor,

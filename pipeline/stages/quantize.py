@@ -7,7 +7,9 @@ student/teacher with residual quantization inside, over the `image_features` enc
 `imported` (codes that came with a `prepared` dataset). Items without a vector of that
 modality get no code.
 Outputs in `<paths.codes>/raw/`: `<modality>.parquet` (item id + codes) and, for learned
-codes, `<modality>_dists.npy` (N, L, K) distances used by the `resolve` stage. Plots in
+codes, what the `resolve` stage needs: for the items that share a code only, their distances
+to every codeword of the last two levels (`<modality>_dists.npy`, (M, 2, K)) and their ids
+(`<modality>_dist_items.npy`), so the files grow with the collisions, not with N x K. Plots in
 `<paths.plots>/quantize/`: a codebook-usage PNG per modality and level, and for trained
 quantizers `<modality>_epochs.json` (per epoch: losses, collision rate, usage, perplexity).
 """
@@ -15,8 +17,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from pipeline.config import Params
 from pipeline.core.resolve import code_stats
@@ -41,7 +41,8 @@ def run(params: Params) -> dict:
         for name, out in sorted(results.items()):
             tables.write_codes(tmp / f"{name}.parquet", out.item_ids, out.codes)
             if out.dists is not None:
-                np.save(tmp / f"{name}_dists.npy", out.dists)
+                tables.write_resolve_dists(tmp, name, out.item_ids[out.dists.rows],
+                                           out.dists.values)
             if out.history:
                 tables.write_json(out.history, plot_dir / f"{name}_epochs.json")
             codebook_usage_plots(out.codes, cfg.codebook_size, name, plot_dir)

@@ -1,7 +1,8 @@
 """DVC stage `resolve`: raw semantic IDs -> unique semantic IDs per modality.
 
-Reads `<paths.codes>/raw/<modality>.parquet` (and the distances quantize saved) and writes
-`<paths.codes>/final/<modality>.parquet`. The stage raises if any two items still share an ID.
+Reads `<paths.codes>/raw/<modality>.parquet` (and the colliding items' distances quantize
+saved) and writes `<paths.codes>/final/<modality>.parquet`. The stage raises if any two items
+still share an ID.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from pipeline.io import tables
 from pipeline.config import Params, ResolveStrategy
 from pipeline.core.resolve import (
-    Resolved, append, code_stats, collision_groups, reassign, sinkhorn,
+    Resolved, ResolveDists, append, code_stats, collision_groups, reassign, sinkhorn,
 )
 from pipeline.runtime.stage import stage_main
 
@@ -26,8 +27,8 @@ def run(params: Params) -> dict:
         for modality in sorted(params.quantize.methods):
             item_ids, codes = tables.read_codes(raw_dir / f"{modality}.parquet")
             levels = codes.shape[1]
-            dists_path = raw_dir / f"{modality}_dists.npy"
-            dists = np.load(dists_path) if dists_path.is_file() else None
+            saved = tables.read_resolve_dists(raw_dir, modality, item_ids)
+            dists = None if saved is None else ResolveDists(*saved)
             sizes = [max(size, int(codes[:, l].max()) + 1) for l in range(levels)]
             result = resolve_codes(codes, dists, sizes, params.resolve.strategy)
             tables.write_codes(tmp / f"{modality}.parquet", item_ids, result.codes)
@@ -45,15 +46,14 @@ def run(params: Params) -> dict:
     return metrics
 
 
-def resolve_codes(codes: np.ndarray, dists: np.ndarray | None, sizes: list[int],
+def resolve_codes(codes: np.ndarray, dists: ResolveDists | None, sizes: list[int],
                   strategy: ResolveStrategy) -> Resolved:
-    """Apply `strategy`; dists is (N, L, K) or None for imported codes."""
+    """Apply `strategy`; dists: the colliding items' distances, None for imported codes."""
     if strategy is ResolveStrategy.APPEND:
         return append(codes)
     if strategy is ResolveStrategy.REASSIGN:
-        per_level = None if dists is None else [dists[:, l] for l in range(dists.shape[1])]
-        return reassign(codes, per_level, sizes)
-    return sinkhorn(codes, None if dists is None else dists[:, -1], sizes[-1])
+        return reassign(codes, dists, sizes)
+    return sinkhorn(codes, dists, sizes[-1])
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from pipeline.runtime.seeding import seed_everything
 
 def test_two_thread_rqvae_repeats_bit_for_bit(real_params):
     # Without deterministic kernels, the backward pass of the codebook lookups accumulated in
-    # a thread-dependent order and each of these runs gave other distances.
+    # a thread-dependent order and each of these runs gave other codebooks.
     cfg = params_from_dict(real_params).quantize
     cfg = dataclasses.replace(cfg, rqvae=dataclasses.replace(cfg.rqvae, epochs=1))
     x = torch.randn(1200, 256, generator=torch.Generator().manual_seed(0))
@@ -21,7 +21,7 @@ def test_two_thread_rqvae_repeats_bit_for_bit(real_params):
         for _ in range(3):
             seed_everything(42)
             out, _ = rq.rqvae(x, cfg, torch.Generator().manual_seed(42), "text")
-            runs.append(out.dists)
+            runs.append(out.quantized)
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(runs[0], other) for other in runs[1:])

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.io import tables
 from pipeline.config import params_from_dict
-from pipeline.core.resolve import reassign
+from pipeline.core.resolve import colliding_rows, reassign
 from pipeline.sources.prepared import parse_code_file
 from pipeline.stages import ingest, quantize, resolve, sasrec, synthetic, text_features
 
@@ -36,9 +36,12 @@ def test_learned_codes_resolve_to_unique_ids(params_dict, strategy):
     assert {"collision_rate", "level_3/used", "level_3/perplexity"} <= set(history[0])
     for name in ("text_level_1.png", "text_level_3.png", "collab_level_2.png"):
         assert Path("plots/quantize", name).read_bytes()[:4] == b"\x89PNG"
+    # resolve's distances: the items that share a code only, the last two levels
     dists = np.load("data/codes/raw/text_dists.npy")
+    dist_items = np.load("data/codes/raw/text_dist_items.npy")
     item_ids, codes = tables.read_codes("data/codes/raw/text.parquet")
-    assert dists.shape == (len(codes), 3, 4)
+    assert dist_items.tolist() == item_ids[colliding_rows(codes)].tolist()
+    assert 0 < len(dist_items) < len(item_ids) and dists.shape == (len(dist_items), 2, 4)
     report = resolve.run(params)
     for modality in ("text", "collab"):
         final_ids, final = tables.read_codes(f"data/codes/final/{modality}.parquet")
