@@ -26,8 +26,9 @@ def save_model(folder: Path, state: dict, model_cfg: GenRecConfig, cfg: TrainPar
     """Write the recommender into `folder` (use `tables.atomic_dir` to swap it in whole)."""
     tensors = {f"model.{k}": v for k, v in state.items()}
     for m, (ids, c) in codes.items():
-        tensors[f"codes.{m}.items"] = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-        tensors[f"codes.{m}.codes"] = torch.as_tensor(np.asarray(c, dtype=np.int64))
+        # copies: the code tables arrive as read-only views of Arrow buffers
+        tensors[f"codes.{m}.items"] = torch.tensor(np.asarray(ids, dtype=np.int64))
+        tensors[f"codes.{m}.codes"] = torch.tensor(np.asarray(c, dtype=np.int64))
     save_weights(folder, "model", FORMAT, tensors, {
         "config": dataclasses.asdict(model_cfg), "train": plain(dataclasses.asdict(cfg)),
         "n_items": n_items, "modalities": list(codes)})

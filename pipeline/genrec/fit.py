@@ -133,9 +133,9 @@ def _validate(model: GenRec, catalog: Catalog, valid: Samples, cfg: TrainParams,
     return {k: float(v) / len(valid.target) for k, v in zip(keys, totals)}
 
 
-def training_samples(catalog: Catalog, train_items: list[list[int]],
-                     max_history: int) -> dict[str, Samples]:
-    """Samples of every training task, keeping only targets that have the task's codes."""
+def training_samples(catalog: Catalog, train_items, max_history: int) -> dict[str, Samples]:
+    """Samples of every training task, keeping only targets that have the task's codes.
+    train_items: the training sequences, a list column (see `sequential_samples`)."""
     seq = sequential_samples(train_items, max_history, catalog.n_items)
     out = {}
     for t in catalog.train_tasks:
@@ -158,10 +158,9 @@ def training_samples(catalog: Catalog, train_items: list[list[int]],
 def valid_sample(catalog: Catalog, seqs, cfg: TrainParams, seed: int) -> Samples:
     """Every user's validation history -> validation item, or a seeded sample of
     `valid_users` users when that is not 0."""
-    histories = seqs.column("valid_history").to_pylist()
-    targets = seqs.column("valid_item").to_pylist()
-    rows = np.arange(len(targets))
-    if 0 < cfg.valid_users < len(targets):
-        rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:cfg.valid_users])
-    return history_samples([histories[r] for r in rows], [targets[r] for r in rows],
-                           cfg.max_history, catalog.n_items)
+    rows = np.arange(len(seqs))
+    if 0 < cfg.valid_users < len(seqs):
+        rows = np.sort(np.random.default_rng(seed).permutation(len(seqs))[:cfg.valid_users])
+    return history_samples(seqs.column("valid_history").take(rows),
+                           seqs.column("valid_item").to_numpy()[rows], cfg.max_history,
+                           catalog.n_items)

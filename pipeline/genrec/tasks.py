@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from pipeline.models.genrec import PAD, Batch
@@ -44,30 +45,56 @@ class Samples(NamedTuple):
     target: torch.Tensor    # (S,) item ids
 
 
-def sequential_samples(sequences: list[list[int]], max_history: int, n_items: int) -> Samples:
+def sequential_samples(sequences, max_history: int, n_items: int) -> Samples:
     """Every prefix of every training sequence: history (the last max_history items before
-    position t) -> the item at t, for t >= 1."""
-    hist, tgt = [], []
-    for seq in sequences:
-        for t in range(1, len(seq)):
-            hist.append(_left_pad(seq[:t], max_history, n_items))
-            tgt.append(seq[t])
-    return Samples(torch.tensor(hist, dtype=torch.long).reshape(-1, max_history),
-                   torch.tensor(tgt, dtype=torch.long))
+    position t) -> the item at t, for t >= 1, in sequence then position order.
+
+    sequences: a list column (Arrow, as read from sequences.parquet, or Python lists of ints),
+    read as its flat values and offsets: no Python object per interaction, and the (S, H)
+    history is the only large array (8 x H bytes a sample)."""
+    offsets, values = _flat(sequences)
+    lengths = np.diff(offsets)
+    first = np.zeros(len(values), dtype=bool)
+    first[offsets[:-1][lengths > 0]] = True
+    positions = np.flatnonzero(~first)                       # every t >= 1, flat
+    starts = np.repeat(offsets[:-1], lengths)[positions]     # its sequence's first position
+    history = left_windows(values, starts, positions, max_history, n_items)
+    return Samples(torch.from_numpy(history), torch.from_numpy(values[positions]))
 
 
-def history_samples(histories: list[list[int]], targets: list[int], max_history: int,
-                    n_items: int) -> Samples:
-    """One sample per user: its (validation or test) history -> target."""
-    rows = [_left_pad(h, max_history, n_items) for h in histories]
-    return Samples(torch.tensor(rows, dtype=torch.long).reshape(-1, max_history),
-                   torch.tensor(targets, dtype=torch.long))
+def history_samples(histories, targets, max_history: int, n_items: int) -> Samples:
+    """One sample per user: its (validation or test) history -> target. histories: a list
+    column as for `sequential_samples`; targets: (U,) item ids."""
+    offsets, values = _flat(histories)
+    rows = left_windows(values, offsets[:-1], offsets[1:], max_history, n_items)
+    return Samples(torch.from_numpy(rows), torch.as_tensor(np.asarray(targets, dtype=np.int64)))
 
 
-def _left_pad(history: list[int], max_history: int, n_items: int) -> list[int]:
-    """The last `max_history` items, left-padded to that length with the sentinel n_items."""
-    kept = list(history[-max_history:])
-    return [n_items] * (max_history - len(kept)) + kept
+def left_windows(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int,
+                 pad: int, chunk: int = 1 << 20) -> np.ndarray:
+    """(R, width) int64: row r holds values[max(starts[r], ends[r] - width):ends[r]],
+    left-padded with `pad`; built `chunk` rows at a time, so the temporaries stay near
+    chunk x width whatever R is."""
+    out = np.full((len(ends), width), pad, dtype=np.int64)
+    if len(values) == 0:
+        return out
+    shifts = np.arange(-width, 0, dtype=np.int64)
+    for lo in range(0, len(ends), chunk):
+        index = ends[lo:lo + chunk, None] + shifts
+        inside = index >= starts[lo:lo + chunk, None]
+        out[lo:lo + chunk] = np.where(inside, values[np.maximum(index, 0)], pad)
+    return out
+
+
+def _flat(lists) -> tuple[np.ndarray, np.ndarray]:
+    """(U + 1,) int64 offsets from 0 and (T,) int64 values of a list column."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    if not isinstance(lists, (pa.ListArray, pa.LargeListArray)):
+        lists = pa.array(lists, pa.list_(pa.int64()))
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    values = lists.values.to_numpy(zero_copy_only=False).astype(np.int64)
+    return offsets - offsets[0], values[offsets[0]:offsets[-1]]
 
 
 def item_samples(items: np.ndarray) -> Samples:

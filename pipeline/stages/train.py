@@ -44,7 +44,7 @@ def _run(params: Params, world: distributed.World) -> dict:
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     codes = read_final_codes(Path(params.paths.codes) / "final", cfg)
     catalog = build_catalog(codes, n_items, cfg)
-    samples = training_samples(catalog, seqs.column("train_items").to_pylist(), cfg.max_history)
+    samples = training_samples(catalog, seqs.column("train_items"), cfg.max_history)
     valid = valid_sample(catalog, seqs, cfg, params.seed)
     model_cfg = model_config(cfg, catalog)
     model = GenRec(model_cfg).to(world.device)
