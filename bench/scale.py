@@ -91,7 +91,7 @@ def samples_command() -> list[str]:
             "import yaml; p = yaml.safe_load(open('params.yaml'));"
             "t = pq.read_table(p['paths']['ingest'] + '/sequences.parquet', columns=['train_items']);"
             "n = pq.read_metadata(p['paths']['ingest'] + '/items.parquet').num_rows;"
-            "s = sequential_samples(t.column('train_items').to_pylist(), "
+            "s = sequential_samples(t.column('train_items'), "
             "p['train']['max_history'], n); print('samples', len(s.target))")
     return [sys.executable, "-c", code]
 
