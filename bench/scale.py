@@ -8,7 +8,8 @@
 Families:
 - `quantize` (feature-free): N random item vectors (a Gaussian mixture of N / 20 centres, so
   the codes have structure) written as the text features, then the real `quantize` stage
-  (params.yaml's settings, `rqkmeans` on that one modality) and `resolve`.
+  (params.yaml's settings, `rqkmeans` on that one modality) and `resolve`; the rows add the
+  raw collision rate (resolve's work grows with the colliding items).
 - `shop`: the synthetic default shop at SIZE times its items and users (2,000 x 5,000 at 1),
   images at 16 px from 10 on (rendering dominates otherwise; the stages after ingest do not
   read them here), then the real `synthetic` and `ingest` stages, and `samples`: building the
@@ -60,13 +61,14 @@ def folder_params(folder: Path, family: str, size: int) -> dict:
 
 
 def random_features(path: Path, n: int, dim: int, seed: int = 0) -> None:
-    """N vectors around N / 20 Gaussian centres, written as an embedding table."""
+    """N vectors around N / 20 Gaussian centres (unit spread around each, as far as the
+    centres spread), written as an embedding table."""
     from pipeline.io.embeddings import write_embeddings
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(n // 20, 1), dim), dtype=np.float32)
     vectors = centres[rng.integers(len(centres), size=n)]
-    vectors += 0.3 * rng.standard_normal((n, dim), dtype=np.float32)
+    vectors += rng.standard_normal((n, dim), dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_embeddings(path, vectors, ["ok"] * n)
 
@@ -132,6 +134,9 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             row = {"family": family, "stage": stage, "size": size,
                    **sizes_of(folder, family, stage, size), "seconds": round(seconds, 2),
                    "peak_rss_mb": round(rss, 1), "commit": commit}
+            if family == "quantize":
+                metrics = json.loads((folder / "data" / "metrics" / "quantize.json").read_text())
+                row["collision_rate"] = metrics["text/collision_rate"]
             results[:] = [r for r in results if r not in done] + [row]
             print(json.dumps(row), flush=True)
             out.write_text(json.dumps(results, indent=1) + "\n")

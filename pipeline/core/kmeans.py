@@ -53,18 +53,23 @@ class QuantizeOutput(NamedTuple):
     dists: ResolveDists | None = None   # the colliding items' distances (learned codebooks)
 
 
-def residual_assign(x: torch.Tensor, codebooks: list[torch.Tensor]) -> QuantizeOutput:
-    """Greedy residual quantization of (N, D) points with L codebooks of (K, D) each."""
-    residual = x.detach().float().cpu().numpy()
-    quantized = np.zeros_like(residual)
-    codes = []
-    for book in codebooks:
-        book = book.detach().float().cpu().numpy()
-        code = nearest(residual, book)
-        quantized += book[code]
-        residual = residual - book[code]
-        codes.append(code)
-    return QuantizeOutput(torch.from_numpy(np.stack(codes, 1)), torch.from_numpy(quantized))
+def residual_assign(x: torch.Tensor, codebooks: list[torch.Tensor],
+                    chunk: int = 1 << 16) -> QuantizeOutput:
+    """Greedy residual quantization of (N, D) points with L codebooks of (K, D) each, `chunk`
+    rows at a time (memory beyond the input and output: one chunk's residuals)."""
+    points = x.detach().float().cpu().numpy()
+    books = [book.detach().float().cpu().numpy() for book in codebooks]
+    codes = np.empty((len(points), len(books)), dtype=np.int64)
+    quantized = np.zeros_like(points)
+    for lo in range(0, len(points), chunk):
+        residual = points[lo:lo + chunk].copy()
+        for level, book in enumerate(books):
+            code = nearest(residual, book)
+            chosen = book[code]
+            residual -= chosen
+            quantized[lo:lo + chunk] += chosen
+            codes[lo:lo + chunk, level] = code
+    return QuantizeOutput(torch.from_numpy(codes), torch.from_numpy(quantized))
 
 
 def residual_distances(x: torch.Tensor, codebooks: list[torch.Tensor],
@@ -81,12 +86,19 @@ def residual_distances(x: torch.Tensor, codebooks: list[torch.Tensor],
 
 def residual_kmeans(x: torch.Tensor, levels: int, k: int, generator: torch.Generator,
                     iters: int = 30) -> list[torch.Tensor]:
-    """Fit L codebooks by k-means on successive residuals (RQ-KMeans, no training)."""
-    residual = x.float()
+    """Fit L codebooks by k-means on successive residuals (RQ-KMeans, no training), on at
+    most MAX_POINTS_PER_CENTROID x k rows of x (a seeded sample when there are more, as faiss
+    would draw), so time and memory stop growing with N; assign all rows with
+    `residual_assign`."""
+    residual = x.detach().float()
+    cap = MAX_POINTS_PER_CENTROID * k
+    if len(residual) > cap:
+        rows = torch.randperm(len(residual), generator=generator)[:cap]
+        residual = residual[rows.to(residual.device)]
     books = []
     for _ in range(levels):
         book = kmeans(residual, k, generator, iters)
-        code = torch.from_numpy(nearest(residual.detach().cpu().numpy(), book.cpu().numpy()))
+        code = torch.from_numpy(nearest(residual.cpu().numpy(), book.cpu().numpy()))
         residual = residual - book[code.to(book.device)]
         books.append(book)
     return books

@@ -35,7 +35,7 @@ def item_vectors(params: Params, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 vectors of the items that have one and their (N,) item ids, from
     `<paths.features>/<name>.parquet`."""
     vectors, present = read_embeddings(Path(params.paths.features) / f"{name}.parquet")
-    return vectors[present], np.flatnonzero(present)
+    return (vectors if present.all() else vectors[present]), np.flatnonzero(present)
 
 
 def training_input(params: Params, name: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -55,19 +55,26 @@ def distances_of(model, x: torch.Tensor, codes: torch.Tensor
 
 
 def with_dists(codes: torch.Tensor, quantized: torch.Tensor,
-               distances: Callable[[torch.Tensor], torch.Tensor]) -> QuantizeOutput:
+               distances: Callable[[torch.Tensor], torch.Tensor],
+               chunk: int = 1 << 16) -> QuantizeOutput:
     """The output of a learned codebook, with what `resolve` needs: `distances(rows)` ((M,)
     int64 row numbers -> (M, L, K) distances to every codeword) evaluated for the colliding
-    rows of the (N, L) codes only, at the last RESOLVE_LEVELS levels."""
+    rows of the (N, L) codes only, `chunk` rows at a time, keeping the last RESOLVE_LEVELS
+    levels."""
     codes = codes.cpu()
     rows = colliding_rows(codes.numpy())
+    parts = []
     with torch.no_grad():
-        values = distances(torch.from_numpy(rows))[:, -RESOLVE_LEVELS:]
-    return QuantizeOutput(codes, quantized.cpu(),
-                          ResolveDists(rows, values.cpu().numpy().astype(np.float32)))
+        for lo in range(0, max(len(rows), 1), chunk):
+            part = distances(torch.from_numpy(rows[lo:lo + chunk]))[:, -RESOLVE_LEVELS:]
+            parts.append(part.cpu().numpy().astype(np.float32))
+    return QuantizeOutput(codes, quantized.cpu(), ResolveDists(rows, np.concatenate(parts)))
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
-    """Per-dimension zero mean and unit variance of (N, D) vectors (constant dims kept at 0)."""
-    std = x.std(axis=0)
-    return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    """Per-dimension zero mean and unit variance of (N, D) float32 vectors, in place (constant
+    dims kept at 0); returns x."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    x -= mean
+    x /= np.where(std > 0, std, 1.0)
+    return x

@@ -113,3 +113,21 @@ def test_nearest_and_residual_distances_agree_with_brute_force():
     dists = residual_distances(x, books, out.codes)
     assert dists.shape == (50, 2, 5)
     assert torch.equal(dists.argmin(2), out.codes)
+
+
+def test_assignment_in_chunks_equals_one_pass():
+    x = torch.randn(300, 6, generator=_gen(9))
+    books = residual_kmeans(x, 3, 8, _gen(0))
+    whole, chunked = residual_assign(x, books), residual_assign(x, books, chunk=7)
+    assert torch.equal(whole.codes, chunked.codes)
+    assert torch.allclose(whole.quantized, chunked.quantized)
+
+
+def test_residual_kmeans_fits_on_a_seeded_sample_beyond_256_points_a_codeword():
+    """3,000 points, k = 4: the codebooks come from 1,024 of them, the same under a seed, and
+    still cover the data (every codeword used by the full assignment)."""
+    x = torch.randn(3000, 5, generator=_gen(10))
+    first, again = residual_kmeans(x, 2, 4, _gen(1)), residual_kmeans(x, 2, 4, _gen(1))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    codes = residual_assign(x, first).codes
+    assert all(len(torch.unique(codes[:, level])) == 4 for level in range(2))
