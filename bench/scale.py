@@ -74,7 +74,9 @@ def random_features(path: Path, n: int, dim: int, seed: int = 0) -> None:
 
 
 def measure(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, the output's tail) of one process; raises if it fails."""
+    """(seconds, peak RSS in MB, the output's tail) of one process; raises if it fails. A
+    child's ru_maxrss starts at its parent's RSS when it forks, so this process must stay
+    small: the big arrays (random features) are made in a child of their own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -122,8 +124,10 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "params.yaml").write_text(yaml.safe_dump(folder_params(folder, family, size),
                                                            sort_keys=False))
-        if family == "quantize":
-            random_features(folder / "data" / "features" / "text.parquet", size, dim)
+        if family == "quantize":    # in a child: this process stays small (see `measure`)
+            subprocess.run([sys.executable, __file__, "--features", str(size), "--dim", str(dim),
+                            "--out", str(folder / "data" / "features" / "text.parquet")],
+                           check=True)
         for stage in stages:
             done = [r for r in results if (r["family"], r["stage"], r["size"]) == (family, stage, size)]
             if done and not again:
@@ -212,7 +216,11 @@ def main() -> int:
     parser.add_argument("--again", action="store_true")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--features", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.features is not None:             # the child that writes the random vectors
+        random_features(Path(args.out), args.features, args.dim)
+        return 0
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else []
     if args.table:
