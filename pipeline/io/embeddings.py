@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.io import tables
@@ -75,9 +76,25 @@ def write_embeddings(path: Path, vectors: np.ndarray, status: list[str]) -> None
 
 
 def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) float32 vectors (NaN rows where missing) and the (N,) bool mask of present rows."""
-    dim = pq.read_schema(path).field("embedding").type.list_size
-    table = tables.read_table(path, tables.embeddings_schema(dim))
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-    present = np.array([s == "ok" for s in table.column("status").to_pylist()], dtype=bool)
-    return flat.astype(np.float32).reshape(table.num_rows, dim), present
+    """(N, D) float32 vectors (NaN rows where missing) and the (N,) bool mask of present rows,
+    read a row group at a time (65,536 rows as `tables.write_table` writes them) into the one
+    array: the peak memory is the array and a row group, not the table, its copies and a
+    Python string per row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"table not found: {path} (has its stage run?)")
+    parquet = pq.ParquetFile(path, pre_buffer=False)    # pre-buffering keeps the whole file
+    dim = parquet.schema_arrow.field("embedding").type.list_size
+    schema = tables.embeddings_schema(dim)
+    vectors = np.empty((parquet.metadata.num_rows, dim), dtype=np.float32)
+    present = np.empty(parquet.metadata.num_rows, dtype=bool)
+    row = 0
+    for group in range(parquet.metadata.num_row_groups):
+        part = parquet.read_row_group(group)
+        tables.validate(part, schema, str(path))
+        rows = slice(row, row + part.num_rows)
+        vectors[rows] = part.column("embedding").combine_chunks().flatten().to_numpy(
+            zero_copy_only=False).reshape(part.num_rows, dim)
+        present[rows] = pc.equal(part.column("status"), "ok").to_numpy(zero_copy_only=False)
+        row += part.num_rows
+    return vectors, present

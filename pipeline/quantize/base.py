@@ -71,10 +71,13 @@ def with_dists(codes: torch.Tensor, quantized: torch.Tensor,
     return QuantizeOutput(codes, quantized.cpu(), ResolveDists(rows, np.concatenate(parts)))
 
 
-def standardize(x: np.ndarray) -> np.ndarray:
+def standardize(x: np.ndarray, block: int = 32) -> np.ndarray:
     """Per-dimension zero mean and unit variance of (N, D) float32 vectors, in place (constant
-    dims kept at 0); returns x."""
-    mean, std = x.mean(axis=0), x.std(axis=0)
+    dims kept at 0); returns x. The statistics are taken `block` columns at a time (the same
+    bits as over the whole array, without an N x D temporary)."""
+    columns = range(0, x.shape[1], block)
+    mean = np.concatenate([x[:, c:c + block].mean(axis=0) for c in columns])
+    std = np.concatenate([x[:, c:c + block].std(axis=0) for c in columns])
     x -= mean
     x /= np.where(std > 0, std, 1.0)
     return x
