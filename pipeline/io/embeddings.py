@@ -77,9 +77,8 @@ def write_embeddings(path: Path, vectors: np.ndarray, status: list[str]) -> None
 
 def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) float32 vectors (NaN rows where missing) and the (N,) bool mask of present rows,
-    read a row group at a time (65,536 rows as `tables.write_table` writes them) into the one
-    array: the peak memory is the array and a row group, not the table, its copies and a
-    Python string per row."""
+    read a row group at a time into the one array: the peak memory is the array and a row
+    group, not the table's copies and a Python string per row."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"table not found: {path} (has its stage run?)")

@@ -160,9 +160,6 @@ def _check_names_and_nulls(table: pa.Table, schema: pa.Schema, name: str) -> Non
             raise SchemaError(f"{name}: column '{field.name}' has {nulls} nulls")
 
 
-ROW_GROUP = 1 << 16
-
-
 def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
     """Validate `table` against `schema` and write it to `path` atomically."""
     path = Path(path)
@@ -172,8 +169,8 @@ def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
         raise SchemaError(f"{path}: cannot cast to the declared schema: {exc}") from exc
     validate(table, schema, str(path))
-    with atomic_path(path) as tmp:   # row groups of 65,536 rows: readers can stream big tables
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
