@@ -110,8 +110,7 @@ def _group_dists(dists: ResolveDists | None, group: np.ndarray,
     distances)."""
     if dists is None:
         return [np.zeros((len(group), k)) for k in sizes[-RESOLVE_LEVELS:]]
-    near = dists.of(np.sort(group))[np.argsort(np.argsort(group))]
-    return list(near.transpose(1, 0, 2))
+    return list(dists.of(group).transpose(1, 0, 2))
 
 
 def _free_code(code: np.ndarray, near: list[np.ndarray], used: set) -> tuple | None:

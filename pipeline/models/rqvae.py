@@ -103,9 +103,8 @@ class RQVAE(nn.Module):
         residuals below it. Returns how many codewords were reseeded."""
         reseeded = 0
         for level in range(self.cfg.levels):
-            _, _, residuals, _ = self.quantize(self.encoder(x))
-            codes = torch.cdist(residuals[level], self.codebooks[level]).argmin(dim=1)
-            counts = torch.bincount(codes, minlength=self.cfg.codebook_size)
+            codes, _, residuals, _ = self.quantize(self.encoder(x))
+            counts = torch.bincount(codes[:, level], minlength=self.cfg.codebook_size)
             dead = (counts == 0).nonzero().flatten()
             rows = torch.randperm(len(x), generator=generator)[:len(dead)].to(x.device)
             self.codebooks[level, dead] = residuals[level][rows]
