@@ -90,9 +90,11 @@ def bench_features(work: Path, stage: str, workers: int, threads: int) -> dict:
 
     own = (*OWN, "features")
     single = folder(work, f"{stage}-one_process", {}, own)
+    sharded = folder(work, f"{stage}-dask_{workers}", {}, own)
+    for run in (single, sharded):     # local image files are named relative to the project
+        (run / "data").symlink_to(ROOT / "data")
     rows = {"one_process": {"seconds": round(timed(
         [sys.executable, "-m", f"pipeline.stages.{stage}"], single, threads), 1)}}
-    sharded = folder(work, f"{stage}-dask_{workers}", {}, own)
     command = [sys.executable, "-m", f"pipeline.stages.{stage}", "--shard"]
     start = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

@@ -6,13 +6,9 @@ seed, so results are reproducible (and equal at one or two threads: tests/core/t
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import faiss
 import numpy as np
 import torch
-
-from pipeline.core.resolve import ResolveDists
 
 # faiss trains on at most this many points per centroid (a seeded sample of the rest):
 # 65,536 points for 256 codewords, so a million items cost what 65,536 do.
@@ -47,29 +43,22 @@ def nearest(x: np.ndarray, book: np.ndarray) -> np.ndarray:
     return index[:, 0].astype(np.int64)
 
 
-class QuantizeOutput(NamedTuple):
-    codes: torch.Tensor        # (N, L) int64, one codeword index per level
-    quantized: torch.Tensor    # (N, D) sum of the chosen codewords
-    dists: ResolveDists | None = None   # the colliding items' distances (learned codebooks)
-
-
 def residual_assign(x: torch.Tensor, codebooks: list[torch.Tensor],
-                    chunk: int = 1 << 16) -> QuantizeOutput:
-    """Greedy residual quantization of (N, D) points with L codebooks of (K, D) each, `chunk`
-    rows at a time (memory beyond the input and output: one chunk's residuals)."""
+                    chunk: int = 1 << 16) -> torch.Tensor:
+    """(N, L) int64 codes of greedy residual quantization of (N, D) points with L codebooks
+    of (K, D) each, `chunk` rows at a time (memory beyond the input and the codes: one chunk's
+    residuals; the sum of the chosen codewords is never formed, a million 384-d items would
+    spend 1.5 GB on it)."""
     points = x.detach().float().cpu().numpy()
     books = [book.detach().float().cpu().numpy() for book in codebooks]
     codes = np.empty((len(points), len(books)), dtype=np.int64)
-    quantized = np.zeros_like(points)
     for lo in range(0, len(points), chunk):
         residual = points[lo:lo + chunk].copy()
         for level, book in enumerate(books):
             code = nearest(residual, book)
-            chosen = book[code]
-            residual -= chosen
-            quantized[lo:lo + chunk] += chosen
+            residual -= book[code]
             codes[lo:lo + chunk, level] = code
-    return QuantizeOutput(torch.from_numpy(codes), torch.from_numpy(quantized))
+    return torch.from_numpy(codes)
 
 
 def residual_distances(x: torch.Tensor, codebooks: list[torch.Tensor],

@@ -80,11 +80,6 @@ class RQDINOHead(nn.Module):
         following the (B, L) codes."""
         return residual_distances(self.latent(features), list(self.codebooks), codes)
 
-    @torch.no_grad()
-    def quantized(self, features: torch.Tensor) -> torch.Tensor:
-        _, quantized, _, _ = residual_quantize(self.latent(features), self.codebooks, self.cfg.beta)
-        return quantized
-
 
 class RQDINO(nn.Module):
     """trunk (images (B, 3, H, W) -> (B, in_dim); nn.Identity when the trunk is frozen and its

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from pipeline.config import Params
-from pipeline.core.kmeans import QuantizeOutput
 from pipeline.core.resolve import RESOLVE_LEVELS, ResolveDists, colliding_rows
 from pipeline.io.embeddings import read_embeddings
 
@@ -21,6 +20,12 @@ class Quantized(NamedTuple):
     codes: np.ndarray            # (N, L) int64, code of each level
     dists: ResolveDists | None   # the colliding items' distances (learned codebooks)
     history: list[dict]          # one record per training epoch (empty when not trained)
+
+
+class Coded(NamedTuple):
+    """What a fitted quantizer hands on for one modality."""
+    codes: torch.Tensor          # (N, L) int64, code of each level
+    dists: ResolveDists          # the colliding items' distances (for `resolve`)
 
 
 class Quantizer(NamedTuple):
@@ -44,7 +49,7 @@ def training_input(params: Params, name: str) -> tuple[torch.Tensor, np.ndarray]
     return torch.from_numpy(standardize(x) if params.quantize.standardize else x), item_ids
 
 
-def quantized(item_ids: np.ndarray, out: QuantizeOutput, history: list[dict]) -> Quantized:
+def quantized(item_ids: np.ndarray, out: Coded, history: list[dict]) -> Quantized:
     return Quantized(item_ids, out.codes.numpy(), out.dists, history)
 
 
@@ -54,9 +59,8 @@ def distances_of(model, x: torch.Tensor, codes: torch.Tensor
     return lambda rows: model.distances(x[rows.to(x.device)], codes[rows.to(codes.device)])
 
 
-def with_dists(codes: torch.Tensor, quantized: torch.Tensor,
-               distances: Callable[[torch.Tensor], torch.Tensor],
-               chunk: int = 1 << 16) -> QuantizeOutput:
+def with_dists(codes: torch.Tensor, distances: Callable[[torch.Tensor], torch.Tensor],
+               chunk: int = 1 << 16) -> Coded:
     """The output of a learned codebook, with what `resolve` needs: `distances(rows)` ((M,)
     int64 row numbers -> (M, L, K) distances to every codeword) evaluated for the colliding
     rows of the (N, L) codes only, `chunk` rows at a time, keeping the last RESOLVE_LEVELS
@@ -68,7 +72,7 @@ def with_dists(codes: torch.Tensor, quantized: torch.Tensor,
         for lo in range(0, max(len(rows), 1), chunk):
             part = distances(torch.from_numpy(rows[lo:lo + chunk]))[:, -RESOLVE_LEVELS:]
             parts.append(part.cpu().numpy().astype(np.float32))
-    return QuantizeOutput(codes, quantized.cpu(), ResolveDists(rows, np.concatenate(parts)))
+    return Coded(codes, ResolveDists(rows, np.concatenate(parts)))
 
 
 def standardize(x: np.ndarray, block: int = 32) -> np.ndarray:

@@ -10,17 +10,19 @@ from pipeline.config import (
     QuantizeParams,
 )
 from pipeline.core.contrastive import info_nce, one_positive_nce, pseudo_label_nce
-from pipeline.core.kmeans import QuantizeOutput, kmeans
+from pipeline.core.kmeans import kmeans
 from pipeline.core.resolve import code_stats
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
-from pipeline.quantize.base import Quantized, distances_of, quantized, training_input, with_dists
+from pipeline.quantize.base import (
+    Coded, Quantized, distances_of, quantized, training_input, with_dists,
+)
 from pipeline.runtime.devices import resolve_device
 from pipeline.runtime.errors import UserInputError
 from pipeline.runtime.progress import bar
 
 
 def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizeParams,
-           generator: torch.Generator) -> dict[str, tuple[QuantizeOutput, list[dict]]]:
+           generator: torch.Generator) -> dict[str, tuple[Coded, list[dict]]]:
     """MACRec (AAAI 2026) §3.2: two RQ-VAEs (text, image) trained jointly.
 
     inputs: modality -> ((N_m, D_m) standardised vectors, (N_m,) item ids). Besides each
@@ -98,8 +100,7 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
         models[n].eval()
         with torch.no_grad():
             res = models[n](xs[n])
-        out[n] = (with_dists(res.codes, res.quantized, distances_of(models[n], xs[n], res.codes)),
-                  history[n])
+        out[n] = with_dists(res.codes, distances_of(models[n], xs[n], res.codes)), history[n]
     return out
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams
-from pipeline.core.kmeans import (
-    QuantizeOutput, residual_assign, residual_distances, residual_kmeans,
-)
+from pipeline.core.kmeans import residual_assign, residual_distances, residual_kmeans
 from pipeline.core.resolve import code_stats
 from pipeline.models.rqvae import RQVAE, RQVAEConfig
-from pipeline.quantize.base import Quantized, distances_of, quantized, training_input, with_dists
+from pipeline.quantize.base import (
+    Coded, Quantized, distances_of, quantized, training_input, with_dists,
+)
 from pipeline.runtime.devices import resolve_device
 from pipeline.runtime.progress import bar
 
@@ -30,15 +30,14 @@ def fit_rqvae(names: list[str], params: Params) -> dict[str, Quantized]:
 
 
 def rqkmeans(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
-              name: str) -> tuple[QuantizeOutput, list[dict]]:
+              name: str) -> tuple[Coded, list[dict]]:
     books = residual_kmeans(x, cfg.levels, cfg.codebook_size, generator, cfg.kmeans_iters)
-    out = residual_assign(x, books)
-    return with_dists(out.codes, out.quantized,
-                      lambda rows: residual_distances(x[rows], books, out.codes[rows])), []
+    codes = residual_assign(x, books)
+    return with_dists(codes, lambda rows: residual_distances(x[rows], books, codes[rows])), []
 
 
 def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
-           name: str) -> tuple[QuantizeOutput, list[dict]]:
+           name: str) -> tuple[Coded, list[dict]]:
     """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one.
     Returns the codes and one record per epoch (losses, collision rate, code usage)."""
     p = cfg.rqvae
@@ -74,4 +73,4 @@ def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
     model.eval()
     with torch.no_grad():
         out = model(x)
-    return with_dists(out.codes, out.quantized, distances_of(model, x, out.codes)), history
+    return with_dists(out.codes, distances_of(model, x, out.codes)), history

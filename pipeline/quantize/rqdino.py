@@ -12,7 +12,6 @@ from torch import nn
 
 from pipeline.config import CheckpointChoice, Params, QuantizeParams, RQDINOParams
 from pipeline.core.dino import dino_loss, ema_update, teacher_momentum, update_center
-from pipeline.core.kmeans import QuantizeOutput
 from pipeline.core.resolve import code_stats
 from pipeline.encoders import image as image_encoders
 from pipeline.encoders.extraction import extract_resumable
@@ -21,7 +20,7 @@ from pipeline.io import tables
 from pipeline.io.images import image_path
 from pipeline.models.rqdino import RQDINO, RQDINOConfig, RQDINOHead
 from pipeline.quantize.base import (
-    Quantized, distances_of, item_vectors, quantized, with_dists,
+    Coded, Quantized, distances_of, item_vectors, quantized, with_dists,
 )
 from pipeline.quantize.views import load_rgb, multicrop, view_batches, view_features
 from pipeline.runtime.checkpoint import fingerprint
@@ -31,7 +30,7 @@ from pipeline.runtime.progress import bar
 
 
 def rqdino(paths: list[str], plain: torch.Tensor, encoder: ImageEncoder, cfg: QuantizeParams,
-           seed: int, work: Path) -> tuple[QuantizeOutput, list[dict]]:
+           seed: int, work: Path) -> tuple[Coded, list[dict]]:
     """MSCGRec §3.2 RQ-DINO: train the quantizing head (and the trunk unless frozen) by DINO
     self-distillation between multi-crop views; the EMA teacher gives the codes.
 
@@ -90,9 +89,7 @@ def rqdino(paths: list[str], plain: torch.Tensor, encoder: ImageEncoder, cfg: Qu
     features = plain if p.freeze_trunk else _trunk_features(teacher.trunk, encoder, paths, device)
     with torch.no_grad():
         out = teacher.head(features)
-        quantized_latents = teacher.head.quantized(features)
-    return with_dists(out.codes, quantized_latents,
-                      distances_of(teacher.head, features, out.codes)), history
+    return with_dists(out.codes, distances_of(teacher.head, features, out.codes)), history
 
 
 def rqdino_step(student: RQDINO, teacher: RQDINO, crops: list[torch.Tensor], center: torch.Tensor,

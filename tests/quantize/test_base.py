@@ -10,14 +10,14 @@ def test_only_the_colliding_rows_distances_are_kept_whatever_the_chunk():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 4, generator=g)
     books = residual_kmeans(x, 2, 3, g)          # 9 codes for 200 items: most collide
-    out = residual_assign(x, books)
-    kept = [with_dists(out.codes, out.quantized, lambda rows: residual_distances(
-        x[rows], books, out.codes[rows]), chunk=c).dists for c in (1 << 16, 7)]
+    codes = residual_assign(x, books)
+    kept = [with_dists(codes, lambda rows: residual_distances(x[rows], books, codes[rows]),
+                       chunk=c).dists for c in (1 << 16, 7)]
     # equal up to the last bits cdist gives for another batch size
     assert np.array_equal(kept[0].rows, kept[1].rows)
     assert np.allclose(kept[0].values, kept[1].values, atol=1e-5)
     assert kept[0].values.shape == (len(kept[0].rows), 2, 3)
-    full = residual_distances(x, books, out.codes)[kept[0].rows].numpy()
+    full = residual_distances(x, books, codes)[kept[0].rows].numpy()
     assert np.allclose(kept[0].values, full, atol=1e-5)
 
 

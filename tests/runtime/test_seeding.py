@@ -1,6 +1,7 @@
 """`seed_everything` makes a two-thread run repeat itself bit for bit."""
 import dataclasses
 
+import numpy as np
 import torch
 
 from pipeline.config import params_from_dict
@@ -21,7 +22,8 @@ def test_two_thread_rqvae_repeats_bit_for_bit(real_params):
         for _ in range(3):
             seed_everything(42)
             out, _ = rq.rqvae(x, cfg, torch.Generator().manual_seed(42), "text")
-            runs.append(out.quantized)
+            runs.append(out.dists.values)    # floats of the final model's distances
     finally:
         torch.set_num_threads(threads)
-    assert all(torch.equal(runs[0], other) for other in runs[1:])
+    assert len(runs[0]) > 0
+    assert all(np.array_equal(runs[0], other) for other in runs[1:])
