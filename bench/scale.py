@@ -2,6 +2,7 @@
 
     python bench/scale.py --family quantize --sizes 10000,100000,1000000 [--dim 384]
     python bench/scale.py --family shop --sizes 1,10,100 [--stages synthetic,ingest,samples]
+    python bench/scale.py --family reviews --sizes 100000,1000000,10000000
     python bench/scale.py --table            # markdown rows, with the slopes
     python bench/scale.py --plot DIR         # one log-log PNG per stage (seconds, peak RSS)
 
@@ -14,6 +15,20 @@ Families:
   images at 16 px from 10 on (rendering dominates otherwise; the stages after ingest do not
   read them here), then the real `synthetic` and `ingest` stages, and `samples`: building the
   training samples of every training sequence as the `train` stage does (`training_samples`).
+- `reviews`: SIZE reviews in the Amazon 2018 format (`<name>.json.gz`, one JSON object a line
+  with the fields of a real review: reviewer, asin, time, rating, a 20-word review text and
+  a summary — real texts are often longer, and parsing grows with the line;
+  `meta_<name>.json.gz` without images), written by a child
+  process: SIZE / 12 users with 5–30 reviews each (geometric, mean ~12) over SIZE / 50 items
+  (log-normal popularity, σ = 1), then the real `ingest` (`dataset.source: amazon2018`), `samples`,
+  and `steps`: `--steps` optimizer steps of the default `train` recipe (params.yaml's method,
+  model and batch) on the ingested catalogue, with random unique 4 x 256 codes for every
+  item and modality the method reads (no features needed), on one thread, the first step
+  not timed; its row adds `samples_per_s` (wall clock), `samples_per_cpu_s` (the process's
+  CPU time over every step), `history_items` (mean history length of the timed samples: a step's cost grows
+  with it) and `catalogue_items`. Issue 22's targets: `ingest` of 10^7
+  interactions in <= 5 minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at
+  200,000 items within 20 % of the default catalogue's.
 
 Every stage runs as its own process (`python -m pipeline.stages.<stage>`) in a folder of its
 own under --work with params.yaml's settings and that folder's paths; its peak resident memory
@@ -40,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline.config import read_yaml, with_overrides  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "scale.json"
-STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"]}
+STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"],
+          "reviews": ["ingest", "samples", "steps"]}
 PATHS = ("synthetic", "ingest", "features", "sasrec", "codes", "model", "image_cache",
          "evaluate", "reports", "work", "metrics", "costs", "plots")
 
@@ -51,6 +67,9 @@ def folder_params(folder: Path, family: str, size: int) -> dict:
     keys: dict[str, object] = {f"paths.{k}": str(folder / "data" / k) for k in PATHS}
     if family == "quantize":
         keys["quantize.methods"] = {"text": "rqkmeans"}
+    elif family == "reviews":
+        keys |= {"dataset.source": "amazon2018", "dataset.name": "Scale",
+                 "dataset.path": str(folder / "data" / "raw")}
     else:
         syn = raw["synthetic"]
         keys |= {"synthetic.n_items": syn["n_items"] * size,
@@ -71,6 +90,39 @@ def random_features(path: Path, n: int, dim: int, seed: int = 0) -> None:
     vectors += rng.standard_normal((n, dim), dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_embeddings(path, vectors, ["ok"] * n)
+
+
+WORDS = ("guitar string tuner cable pedal amp strap pick case stand bright warm tone sound "
+         "great good solid cheap works fine broke returned love recommend quality price").split()
+
+
+def random_reviews(folder: Path, n: int, seed: int = 0) -> None:
+    """`Scale.json.gz` with about n reviews and `meta_Scale.json.gz`, Amazon 2018 fields."""
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = max(n // 12, 1), max(n // 50, 5)
+    lengths = np.clip(5 + rng.geometric(1 / 8, size=n_users) - 1, 5, 30)
+    users = np.repeat(np.arange(n_users), lengths)
+    popularity = rng.lognormal(0.0, 1.0, size=n_items)     # a long tail, most items kept
+    items = rng.choice(n_items, size=len(users), p=popularity / popularity.sum())
+    stamps = 1_400_000_000 + np.cumsum(rng.integers(1, 600, size=len(users)))
+    words = rng.integers(len(WORDS), size=(len(users), 24))
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "Scale.json.gz", "wt", compresslevel=1) as fh:
+        for row, (user, item, stamp) in enumerate(zip(users.tolist(), items.tolist(), stamps.tolist())):
+            text = " ".join(WORDS[w] for w in words[row, :20])
+            summary = " ".join(WORDS[w] for w in words[row, 20:])
+            fh.write(f'{{"overall": 5.0, "verified": true, "reviewTime": "01 1, 2015", '
+                     f'"reviewerID": "A{user:012d}", "asin": "B{item:09d}", '
+                     f'"reviewerName": "user {user}", "reviewText": "{text}", '
+                     f'"summary": "{summary}", "unixReviewTime": {stamp}}}\n')
+    with gzip.open(folder / "meta_Scale.json.gz", "wt", compresslevel=1) as fh:
+        for item in range(n_items):
+            fh.write(json.dumps({"asin": f"B{item:09d}", "title": f"item {item} "
+                                 + " ".join(WORDS[w] for w in rng.integers(len(WORDS), size=6)),
+                                 "brand": f"brand {item % 97}", "category": ["Scale", f"c{item % 13}"],
+                                 "description": [], "imageURLHighRes": []}) + "\n")
 
 
 def measure(command: list[str], cwd: Path) -> tuple[float, float, str]:
@@ -100,6 +152,52 @@ def samples_command() -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def train_steps(n_steps: int) -> dict:
+    """Samples/s of `n_steps` training steps (the first not timed) of params.yaml's `train`
+    recipe on the ingested catalogue of the current folder, every item given random unique
+    codes in each modality the method reads; one torch thread."""
+    import torch
+
+    from bench.train_speed import ours
+    from pipeline.config import params_from_dict
+    from pipeline.genrec.catalog import MODALITY_ORDER, build_catalog
+    from pipeline.genrec.fit import model_config, training_samples
+    from pipeline.genrec.methods import METHODS
+    from pipeline.genrec.training import epoch_steps
+    from pipeline.io import tables
+    from pipeline.models.genrec import GenRec
+
+    params = params_from_dict(read_yaml(Path("params.yaml")))
+    cfg = params.train
+    ingest = Path(params.paths.ingest)
+    n_items = tables.read_table(ingest / "items.parquet", tables.ITEMS).num_rows
+    train_tasks, _ = METHODS[cfg.method].tasks(cfg)
+    needed = sorted({m for t in train_tasks for m in (*t.sources, t.target)},
+                    key=MODALITY_ORDER.index)
+    rng = np.random.default_rng(params.seed)
+    codes = {}
+    for m in needed:       # distinct 32-bit numbers, written as 4 base-256 digits
+        numbers = rng.choice(2 ** 32, size=n_items, replace=False)
+        codes[m] = (np.arange(n_items), (numbers[:, None] >> np.array([24, 16, 8, 0])) & 255)
+    catalog = build_catalog(codes, n_items, cfg)
+    seqs = tables.read_table(ingest / "sequences.parquet", tables.SEQUENCES)
+    samples = training_samples(catalog, seqs.column("train_items"), cfg.max_history)
+    torch.set_num_threads(1)
+    torch.manual_seed(params.seed)
+    model = GenRec(model_config(cfg, catalog)).train()
+    steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, n_items,
+                        torch.Generator().manual_seed(params.seed))[:n_steps]
+    start = time.process_time()
+    rate = ours(model, catalog, cfg, samples, steps)      # the train_speed bench's loop
+    cpu = time.process_time() - start
+    items = sum(int((samples[s.task.name].history[s.index] != n_items).sum()) for s in steps[1:])
+    timed = sum(len(s.index) for s in steps[1:])
+    return {"samples_per_s": round(rate, 1),
+            "samples_per_cpu_s": round(sum(len(s.index) for s in steps) / cpu, 1),
+            "catalogue_items": n_items, "history_items": round(items / timed, 2),
+            "timed_steps": len(steps) - 1}
+
+
 def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
     """items, users, interactions of the stage's input: what synthetic wrote, for the later
     stages the ingested tables."""
@@ -112,13 +210,17 @@ def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
         written = json.loads((folder / "data" / "metrics" / "synthetic.json").read_text())
         return {"items": written["written/items"], "users": written["written/users"],
                 "interactions": written["written/reviews"]}
-    return {"items": pq.read_metadata(ingest / "items.parquet").num_rows,
-            "users": pq.read_metadata(ingest / "users.parquet").num_rows,
-            "interactions": pq.read_metadata(ingest / "interactions.parquet").num_rows}
+    out = {"items": pq.read_metadata(ingest / "items.parquet").num_rows,
+           "users": pq.read_metadata(ingest / "users.parquet").num_rows,
+           "interactions": pq.read_metadata(ingest / "interactions.parquet").num_rows}
+    if stage == "ingest":      # what it read, before the k-core filter
+        out["raw_interactions"] = json.loads(
+            (folder / "data" / "metrics" / "ingest.json").read_text())["raw/interactions"]
+    return out
 
 
 def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim: int,
-               results: list[dict], again: bool, out: Path, commit: str) -> None:
+               results: list[dict], again: bool, out: Path, commit: str, steps: int) -> None:
     for size in sizes:
         folder = work / f"{family}-{size}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,12 +230,16 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             subprocess.run([sys.executable, __file__, "--features", str(size), "--dim", str(dim),
                             "--out", str(folder / "data" / "features" / "text.parquet")],
                            check=True)
+        if family == "reviews" and not (folder / "data" / "raw" / "Scale.json.gz").is_file():
+            subprocess.run([sys.executable, __file__, "--reviews", str(size),
+                            "--out", str(folder / "data" / "raw")], check=True)
         for stage in stages:
             done = [r for r in results if (r["family"], r["stage"], r["size"]) == (family, stage, size)]
             if done and not again:
                 continue
-            command = samples_command() if stage == "samples" else [
-                sys.executable, "-m", f"pipeline.stages.{stage}"]
+            command = (samples_command() if stage == "samples" else
+                       [sys.executable, __file__, "--train-steps", str(steps)] if stage == "steps"
+                       else [sys.executable, "-m", f"pipeline.stages.{stage}"])
             seconds, rss, tail = measure(command, folder)
             row = {"family": family, "stage": stage, "size": size,
                    **sizes_of(folder, family, stage, size), "seconds": round(seconds, 2),
@@ -141,6 +247,8 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             if family == "quantize":
                 metrics = json.loads((folder / "data" / "metrics" / "quantize.json").read_text())
                 row["collision_rate"] = metrics["text/collision_rate"]
+            if stage == "steps":
+                row |= json.loads(tail.strip().splitlines()[-1])
             results[:] = [r for r in results if r not in done] + [row]
             print(json.dumps(row), flush=True)
             out.write_text(json.dumps(results, indent=1) + "\n")
@@ -157,7 +265,8 @@ def slope(rows: list[dict], key: str, x: str) -> float | None:
 
 
 def x_key(family: str, stage: str) -> str:
-    return "items" if family == "quantize" or stage == "synthetic" else "interactions"
+    return ("items" if family == "quantize" or stage in ("synthetic", "steps")
+            else "interactions")
 
 
 def table(results: list[dict]) -> str:
@@ -167,7 +276,9 @@ def table(results: list[dict]) -> str:
     for r in sorted(results, key=lambda r: (r["family"], r["stage"], r["size"])):
         groups.setdefault((r["family"], r["stage"]), []).append(r)
         lines.append(f"| {r['family']} | {r['stage']} | {r['size']} | {r['items']} | "
-                     f"{r['users']} | {r['interactions']} | {r['seconds']} | {r['peak_rss_mb']} |")
+                     f"{r['users']} | {r['interactions']} | {r['seconds']} | {r['peak_rss_mb']} |"
+                     + (f" {r['samples_per_s']} samples/s ({r['samples_per_cpu_s']} a CPU "
+                        "second)" if "samples_per_s" in r else ""))
     lines += ["", "| family | stage | slope of seconds | slope of peak RSS | against |",
               "|---|---|---|---|---|"]
     for (family, stage), rows in groups.items():
@@ -217,9 +328,18 @@ def main() -> int:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--plot", default=None)
     parser.add_argument("--features", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--reviews", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=101, help="training steps of `steps`")
+    parser.add_argument("--train-steps", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.features is not None:             # the child that writes the random vectors
         random_features(Path(args.out), args.features, args.dim)
+        return 0
+    if args.reviews is not None:              # the child that writes the review files
+        random_reviews(Path(args.out), args.reviews)
+        return 0
+    if args.train_steps is not None:          # the child that times training steps
+        print(json.dumps(train_steps(args.train_steps)))
         return 0
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else []
@@ -236,7 +356,7 @@ def main() -> int:
     stages = args.stages.split(",") if args.stages else STAGES[args.family]
     out.parent.mkdir(parents=True, exist_ok=True)
     run_family(args.family, [int(s) for s in args.sizes.split(",")], stages, Path(args.work),
-               args.dim, results, args.again, out, commit)
+               args.dim, results, args.again, out, commit, args.steps)
     return 0
 
 
