@@ -129,6 +129,7 @@ class RQVAEParams:
     batch_size: Count
     epochs: Count
     checkpoint: CheckpointChoice
+    reseed_dead_codes: bool
     device: Device
 
 
@@ -142,7 +143,6 @@ class MACRecQuantParams:
     contrast_reduction: ContrastReduction
     positives: Positives
     contrast_grad: ContrastGrad
-    reseed_dead_codes: bool
     warmup_epochs: NonNegative
 
 

@@ -32,8 +32,9 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
     directions, weight `contrast_weight`; (b) a symmetric InfoNCE aligning the two quantized
     latents of the same item, weight `align_weight`. The checkpoint is chosen on the mean raw
     collision rate of the two modalities. `cfg.macrec`'s ablation keys (contrast_reduction,
-    positives, contrast_grad, reseed_dead_codes, warmup_epochs) change (a) and the schedule;
-    their params.yaml values are the paper's method.
+    positives, contrast_grad, warmup_epochs) change (a) and the schedule; their params.yaml
+    values are the paper's method. `cfg.rqvae.reseed_dead_codes` re-seeds unused codewords
+    after each epoch, as in `rqvae`.
     """
     if len(inputs) != 2:
         raise UserInputError("quantize.methods: macrec quantizes two modalities jointly (text and "
@@ -91,7 +92,7 @@ def macrec(inputs: dict[str, tuple[torch.Tensor, np.ndarray]], cfg: QuantizePara
             best_rate = float(np.mean(rates))
             best = {n: {k: v.detach().clone() for k, v in models[n].state_dict().items()}
                     for n in names}
-        if m.reseed_dead_codes:
+        if p.reseed_dead_codes:
             for n in names:
                 history[n][-1]["reseeded"] = models[n].reseed_dead_codes(xs[n], generator)
     out = {}

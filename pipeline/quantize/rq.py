@@ -38,8 +38,9 @@ def rqkmeans(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
 
 def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
            name: str) -> tuple[Coded, list[dict]]:
-    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one.
-    Returns the codes and one record per epoch (losses, collision rate, code usage)."""
+    """Train an RQ-VAE; keep the epoch with the fewest raw collisions, or the last one; with
+    `reseed_dead_codes`, unused codewords take item residuals after each epoch. Returns the
+    codes and one record per epoch (losses, collision rate, code usage, codewords reseeded)."""
     p = cfg.rqvae
     device = resolve_device(p.device)
     model = RQVAE(RQVAEConfig(x.shape[1], p.hidden, p.latent_dim, cfg.levels,
@@ -69,6 +70,8 @@ def rqvae(x: torch.Tensor, cfg: QuantizeParams, generator: torch.Generator,
         if rate < best_rate or p.checkpoint is CheckpointChoice.LAST:
             best_rate = rate
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if p.reseed_dead_codes:
+            history[-1]["reseeded"] = model.reseed_dead_codes(x, generator)
     model.load_state_dict(best)
     model.eval()
     with torch.no_grad():

@@ -10,11 +10,11 @@ from pipeline.models.rqvae import RQVAE, RQVAEConfig
 from pipeline.quantize.macrec import macrec, residual_contrast
 
 
-def _cfg(real_params: dict, epochs: int = 3, **macrec_keys):
+def _cfg(real_params: dict, epochs: int = 3, reseed_dead_codes: bool = False, **macrec_keys):
     raw = copy.deepcopy(real_params)
     raw["quantize"].update(levels=3, codebook_size=8)
     raw["quantize"]["rqvae"].update(hidden=[16], latent_dim=4, epochs=epochs, batch_size=32,
-                                    device="cpu")
+                                    device="cpu", reseed_dead_codes=reseed_dead_codes)
     raw["quantize"]["macrec"].update(clusters=4, contrast_from_level=2, **macrec_keys)
     return params_from_dict(raw).quantize
 
