@@ -26,7 +26,11 @@ Families:
   item and modality the method reads (no features needed), on one thread, the first step
   not timed; its row adds `samples_per_s` (wall clock), `samples_per_cpu_s` (the process's
   CPU time over every step), `history_items` (mean history length of the timed samples: a step's cost grows
-  with it) and `catalogue_items`. Issue 22's targets: `ingest` of 10^7
+  with it) and `catalogue_items`; `decode`: the `evaluate` stage's decoding (constrained
+  beam search, fused top-10) of `--users` test users on the same random codes, its row
+  adding `users_per_s` and `users_per_cpu_s`; `sasrec_steps`: `--steps` training steps of the
+  `sasrec` stage's loop (full softmax over the catalogue; samples are target positions) and
+  its full-ranking evaluation of `--users` test users. Issue 22's targets: `ingest` of 10^7
   interactions in <= 5 minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at
   200,000 items within 20 % of the default catalogue's.
 
@@ -56,7 +60,8 @@ from pipeline.config import read_yaml, with_overrides  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "scale.json"
 STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"],
-          "reviews": ["ingest", "samples", "steps"]}
+          "reviews": ["ingest", "samples", "steps", "decode", "sasrec_steps"]}
+CHILDREN = ("steps", "decode", "sasrec_steps")   # stages timed inside a child of this script
 PATHS = ("synthetic", "ingest", "features", "sasrec", "codes", "model", "image_cache",
          "evaluate", "reports", "work", "metrics", "costs", "plots")
 
@@ -152,20 +157,14 @@ def samples_command() -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def train_steps(n_steps: int) -> dict:
-    """Samples/s of `n_steps` training steps (the first not timed) of params.yaml's `train`
-    recipe on the ingested catalogue of the current folder, every item given random unique
-    codes in each modality the method reads; one torch thread."""
-    import torch
-
-    from bench.train_speed import ours
+def random_catalog():
+    """(params, catalog, sequences) of the current folder: params.yaml's `train` method on
+    the ingested catalogue, every item given random unique 4 x 256 codes in each modality the
+    method reads (distinct 32-bit numbers written as 4 base-256 digits; no features needed)."""
     from pipeline.config import params_from_dict
     from pipeline.genrec.catalog import MODALITY_ORDER, build_catalog
-    from pipeline.genrec.fit import model_config, training_samples
     from pipeline.genrec.methods import METHODS
-    from pipeline.genrec.training import epoch_steps
     from pipeline.io import tables
-    from pipeline.models.genrec import GenRec
 
     params = params_from_dict(read_yaml(Path("params.yaml")))
     cfg = params.train
@@ -176,11 +175,25 @@ def train_steps(n_steps: int) -> dict:
                     key=MODALITY_ORDER.index)
     rng = np.random.default_rng(params.seed)
     codes = {}
-    for m in needed:       # distinct 32-bit numbers, written as 4 base-256 digits
+    for m in needed:
         numbers = rng.choice(2 ** 32, size=n_items, replace=False)
         codes[m] = (np.arange(n_items), (numbers[:, None] >> np.array([24, 16, 8, 0])) & 255)
-    catalog = build_catalog(codes, n_items, cfg)
     seqs = tables.read_table(ingest / "sequences.parquet", tables.SEQUENCES)
+    return params, build_catalog(codes, n_items, cfg), seqs
+
+
+def train_steps(n_steps: int) -> dict:
+    """Samples/s of `n_steps` training steps (the first not timed) of params.yaml's `train`
+    recipe on `random_catalog`; one torch thread."""
+    import torch
+
+    from bench.train_speed import ours
+    from pipeline.genrec.fit import model_config, training_samples
+    from pipeline.genrec.training import epoch_steps
+    from pipeline.models.genrec import GenRec
+
+    params, catalog, seqs = random_catalog()
+    cfg, n_items = params.train, catalog.n_items
     samples = training_samples(catalog, seqs.column("train_items"), cfg.max_history)
     torch.set_num_threads(1)
     torch.manual_seed(params.seed)
@@ -196,6 +209,97 @@ def train_steps(n_steps: int) -> dict:
             "samples_per_cpu_s": round(sum(len(s.index) for s in steps) / cpu, 1),
             "catalogue_items": n_items, "history_items": round(items / timed, 2),
             "timed_steps": len(steps) - 1}
+
+
+def test_users(seqs, n_users: int, seed: int) -> tuple[list[list[int]], np.ndarray]:
+    """Test histories (training items + the validation item) and test targets of a seeded
+    sample of `n_users` users."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(seqs))[:n_users])
+    picked = seqs.take(rows)
+    histories = [t + [v] for t, v in zip(picked.column("train_items").to_pylist(),
+                                         picked.column("valid_item").to_pylist())]
+    return histories, picked.column("test_item").to_numpy()
+
+
+def decode_users(n_users: int) -> dict:
+    """Users/s of the `evaluate` stage's decoding (constrained beam search of every decoded
+    task, fused top-10; params.yaml's evaluate beam, fusion and batch) for a seeded sample of
+    `n_users` test users on `random_catalog`, with a freshly initialised model (a beam
+    search's work does not depend on the weights); one torch thread, the first batch not
+    timed."""
+    import torch
+
+    from pipeline.genrec.decoding import normalization, recommend_users
+    from pipeline.genrec.fit import model_config
+    from pipeline.genrec.tasks import history_samples
+    from pipeline.models.genrec import GenRec
+
+    params, catalog, seqs = random_catalog()
+    cfg, ev = params.train, params.evaluate
+    histories, targets = test_users(seqs, n_users + ev.batch_size, params.seed)
+    samples = history_samples(histories, targets, cfg.max_history, catalog.n_items)
+    torch.set_num_threads(1)
+    torch.manual_seed(params.seed)
+    model = GenRec(model_config(cfg, catalog))
+    args = (ev.beam, normalization(cfg), ev.fusion, ev.top_k, torch.device("cpu"), ev.batch_size)
+    recommend_users(model, catalog, samples.history[:ev.batch_size], *args)      # warm-up
+    start, cpu = time.perf_counter(), time.process_time()
+    recommend_users(model, catalog, samples.history[ev.batch_size:], *args)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    timed = len(samples.history) - ev.batch_size
+    return {"users_per_s": round(timed / seconds, 1), "users_per_cpu_s": round(timed / cpu, 1),
+            "timed_users": timed, "catalogue_items": catalog.n_items}
+
+
+def sasrec_steps(n_steps: int, n_users: int) -> dict:
+    """The SASRec baseline on the ingested catalogue: samples/s (target positions) of
+    `n_steps` training steps of the `sasrec` stage's loop (full softmax over the catalogue,
+    params.yaml's `sasrec` model and batch; the first step not timed), and users/s of its
+    full-ranking test evaluation for a seeded sample of `n_users` users; one torch thread."""
+    import torch
+
+    from pipeline.baselines.sasrec import evaluate, training_rows
+    from pipeline.config import params_from_dict
+    from pipeline.core.batching import length_buckets
+    from pipeline.io import tables
+    from pipeline.models.sasrec import SASRec, SASRecConfig
+
+    params = params_from_dict(read_yaml(Path("params.yaml")))
+    cfg, ingest = params.sasrec, Path(params.paths.ingest)
+    n_items = tables.read_table(ingest / "items.parquet", tables.ITEMS).num_rows
+    seqs = tables.read_table(ingest / "sequences.parquet", tables.SEQUENCES)
+    inputs, targets = training_rows(seqs.column("train_items").to_pylist(), cfg.max_len)
+    torch.set_num_threads(1)
+    torch.manual_seed(params.seed)
+    model = SASRec(SASRecConfig(n_items, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout,
+                                cfg.max_len)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = length_buckets((targets > 0).sum(dim=1), cfg.batch_size,
+                             torch.Generator().manual_seed(params.seed))[:n_steps]
+    timed, seconds, cpu = 0, 0.0, 0.0
+    for i, batch in enumerate(batches):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        x, y = inputs[batch], targets[batch]
+        width = int((y > 0).sum(dim=1).max())
+        x, y = x[:, :width], y[:, :width]
+        real = y > 0
+        loss = torch.nn.functional.cross_entropy(model.logits(model(x)[real]), y[real] - 1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i:
+            seconds += time.perf_counter() - start
+            cpu += time.process_time() - cpu_start
+            timed += int(real.sum())
+    histories, test = test_users(seqs, n_users, params.seed)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    evaluate(model, histories, test, cfg.mask_history, torch.device("cpu"), "test")
+    ranking, ranking_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"samples_per_s": round(timed / seconds, 1), "samples_per_cpu_s": round(timed / cpu, 1),
+            "users_per_s": round(len(histories) / ranking, 1),
+            "users_per_cpu_s": round(len(histories) / ranking_cpu, 1),
+            "timed_steps": len(batches) - 1, "timed_users": len(histories),
+            "catalogue_items": n_items}
 
 
 def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
@@ -220,7 +324,8 @@ def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
 
 
 def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim: int,
-               results: list[dict], again: bool, out: Path, commit: str, steps: int) -> None:
+               results: list[dict], again: bool, out: Path, commit: str, steps: int,
+               users: int) -> None:
     for size in sizes:
         folder = work / f"{family}-{size}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -238,7 +343,8 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             if done and not again:
                 continue
             command = (samples_command() if stage == "samples" else
-                       [sys.executable, __file__, "--train-steps", str(steps)] if stage == "steps"
+                       [sys.executable, __file__, "--child", stage, "--steps", str(steps),
+                        "--users", str(users)] if stage in CHILDREN
                        else [sys.executable, "-m", f"pipeline.stages.{stage}"])
             seconds, rss, tail = measure(command, folder)
             row = {"family": family, "stage": stage, "size": size,
@@ -247,7 +353,7 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             if family == "quantize":
                 metrics = json.loads((folder / "data" / "metrics" / "quantize.json").read_text())
                 row["collision_rate"] = metrics["text/collision_rate"]
-            if stage == "steps":
+            if stage in CHILDREN:
                 row |= json.loads(tail.strip().splitlines()[-1])
             results[:] = [r for r in results if r not in done] + [row]
             print(json.dumps(row), flush=True)
@@ -265,7 +371,7 @@ def slope(rows: list[dict], key: str, x: str) -> float | None:
 
 
 def x_key(family: str, stage: str) -> str:
-    return ("items" if family == "quantize" or stage in ("synthetic", "steps")
+    return ("items" if family == "quantize" or stage in ("synthetic", *CHILDREN)
             else "interactions")
 
 
@@ -278,7 +384,9 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {r['family']} | {r['stage']} | {r['size']} | {r['items']} | "
                      f"{r['users']} | {r['interactions']} | {r['seconds']} | {r['peak_rss_mb']} |"
                      + (f" {r['samples_per_s']} samples/s ({r['samples_per_cpu_s']} a CPU "
-                        "second)" if "samples_per_s" in r else ""))
+                        "second)" if "samples_per_s" in r else "")
+                     + (f" {r['users_per_s']} users/s ({r['users_per_cpu_s']} a CPU second)"
+                        if "users_per_s" in r else ""))
     lines += ["", "| family | stage | slope of seconds | slope of peak RSS | against |",
               "|---|---|---|---|---|"]
     for (family, stage), rows in groups.items():
@@ -329,8 +437,11 @@ def main() -> int:
     parser.add_argument("--plot", default=None)
     parser.add_argument("--features", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--reviews", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=int, default=101, help="training steps of `steps`")
-    parser.add_argument("--train-steps", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=101,
+                        help="training steps of `steps` and `sasrec_steps`")
+    parser.add_argument("--users", type=int, default=512,
+                        help="test users of `decode` and of `sasrec_steps`' ranking")
+    parser.add_argument("--child", choices=CHILDREN, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.features is not None:             # the child that writes the random vectors
         random_features(Path(args.out), args.features, args.dim)
@@ -338,8 +449,11 @@ def main() -> int:
     if args.reviews is not None:              # the child that writes the review files
         random_reviews(Path(args.out), args.reviews)
         return 0
-    if args.train_steps is not None:          # the child that times training steps
-        print(json.dumps(train_steps(args.train_steps)))
+    if args.child is not None:                # the child that times a stage's loop
+        timed = {"steps": lambda: train_steps(args.steps),
+                 "decode": lambda: decode_users(args.users),
+                 "sasrec_steps": lambda: sasrec_steps(args.steps, args.users)}[args.child]
+        print(json.dumps(timed()))
         return 0
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else []
@@ -356,7 +470,7 @@ def main() -> int:
     stages = args.stages.split(",") if args.stages else STAGES[args.family]
     out.parent.mkdir(parents=True, exist_ok=True)
     run_family(args.family, [int(s) for s in args.sizes.split(",")], stages, Path(args.work),
-               args.dim, results, args.again, out, commit, args.steps)
+               args.dim, results, args.again, out, commit, args.steps, args.users)
     return 0
 
 

@@ -31,7 +31,9 @@ def level_log_probs(logits: torch.Tensor, offset: int, allowed: torch.Tensor,
         scores = logits[:, offset:offset + k] - torch.logsumexp(logits, dim=-1, keepdim=True)
         return scores.masked_fill(~allowed, -torch.inf)
     masked = logits[:, offset:offset + k].float().masked_fill(~allowed, -torch.inf)
-    return torch.log_softmax(masked, dim=-1).nan_to_num(nan=-torch.inf)
+    # A node with no allowed code gives NaN; nan_to_num would also turn -inf into the
+    # lowest finite float, which a beam would take for a live candidate.
+    return torch.log_softmax(masked, dim=-1).nan_to_num(nan=-torch.inf, neginf=-torch.inf)
 
 
 @torch.no_grad()
@@ -52,7 +54,7 @@ def beam_search(step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
     for level, k in enumerate(trie.sizes):
         w = scores.shape[1]
         logits, state = step(tokens, state)
-        allowed = trie.allowed[level][nodes]                                 # (B*w, K)
+        allowed = trie.allowed(level, nodes)                                 # (B*w, K)
         cand = scores.reshape(-1, 1) + level_log_probs(logits, offsets[level], allowed, normalize)
         cand = cand.reshape(batch, w * k)
         if w * k < beam:                 # fewer candidates than beams: pad with dead ones
@@ -62,7 +64,7 @@ def beam_search(step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
         flat = torch.where(alive, flat, torch.zeros_like(flat))
         parent, code = flat // k, flat % k
         rows = ((torch.arange(batch, device=device) * w)[:, None] + parent).reshape(-1)
-        nodes = trie.child[level][nodes[rows], code.reshape(-1)]
+        nodes = trie.child(level, nodes[rows], code.reshape(-1))
         nodes = torch.where(alive.reshape(-1), nodes, torch.zeros_like(nodes))
         tokens = code.reshape(-1) + offsets[level]
         if level + 1 < len(trie.sizes):

@@ -62,24 +62,38 @@ def fuse(results: list[tuple[torch.Tensor, torch.Tensor]], n_items: int, rule: s
     `mean`: an item's score is the mean log-probability over the decoders that found it;
     `mean_bonus`: the same + 1 for items found by more than one decoder (MACRec's code);
     `max`: the best of its log-probabilities. Items found by none are never returned.
+    Equal scores rank the lower item id first. The work is per found item (B x M for M =
+    the decoders' W summed), not per catalogue item, so decoding costs the same at any
+    catalogue size: each row's items are sorted so that equal ids sit together, and every
+    run of equal ids is one candidate, its scores added in the decoders' order.
     """
     items, scores = torch.cat([r[0] for r in results], 1), torch.cat([r[1] for r in results], 1)
-    b = items.shape[0]
     valid = items >= 0
-    col = torch.where(valid, items, n_items)                       # sentinel column n_items
-    score = torch.where(valid, scores, 0.0)
-    total = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, score)
-    count = torch.zeros(b, n_items + 1, device=items.device).scatter_add_(1, col, valid.float())
+    key, order = torch.where(valid, items, n_items).sort(dim=1, stable=True)   # unfound last
+    score = torch.where(valid, scores, 0.0).gather(1, order)
+    found = valid.gather(1, order)
+    first = torch.ones_like(found)
+    first[:, 1:] = key[:, 1:] != key[:, :-1]
+    run = first.cumsum(dim=1) - 1                                   # (B, M) candidate slot
+    total = torch.zeros(score.shape, device=items.device).scatter_add_(1, run, score)
+    count = torch.zeros(score.shape, device=items.device).scatter_add_(1, run, found.float())
+    item = torch.full(key.shape, n_items, device=items.device).scatter_(
+        1, torch.where(first, run, key.shape[1] - 1), torch.where(first, key, n_items))
     if rule == "max":
-        fused = torch.full((b, n_items + 1), -torch.inf, device=items.device)
-        fused = fused.scatter_reduce(1, col, torch.where(valid, scores, -torch.inf), "amax")
+        fused = torch.full(score.shape, -torch.inf, device=items.device).scatter_reduce(
+            1, run, torch.where(found, scores.gather(1, order), -torch.inf), "amax")
     else:
         fused = total / count.clamp(min=1)
         if rule == "mean_bonus":
             fused = fused + (count > 1).float()
-    fused = torch.where(count > 0, fused, -torch.inf)[:, :n_items]
-    top_scores, top_items = fused.topk(min(k, n_items), dim=1)
-    return torch.where(top_scores > -torch.inf, top_items, -1), top_scores
+    fused = torch.where((count > 0) & (item < n_items), fused, -torch.inf)
+    top_scores, slots = fused.sort(dim=1, descending=True, stable=True)    # ties: lower id
+    width = min(k, n_items, fused.shape[1])
+    top_scores, slots = top_scores[:, :width], slots[:, :width]
+    top_items = torch.where(top_scores > -torch.inf, item.gather(1, slots), -1)
+    missing = min(k, n_items) - top_items.shape[1]           # fewer found than k: pad the lists
+    return (torch.nn.functional.pad(top_items, (0, missing), value=-1),
+            torch.nn.functional.pad(top_scores, (0, missing), value=-torch.inf))
 
 
 def recommend_batch(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,

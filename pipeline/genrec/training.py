@@ -41,7 +41,7 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor, t: Task, catalog: C
     loss = logits.new_zeros(())
     for level in range(labels.shape[1]):
         lp = level_log_probs(logits[:, level], offsets[level],
-                             trie.allowed[level][nodes[:, level]], "trie")
+                             trie.allowed(level, nodes[:, level]), "trie")
         loss = loss - lp.gather(1, (labels[:, level] - offsets[level])[:, None]).mean()
     return loss / labels.shape[1]
 

@@ -15,3 +15,15 @@ def test_fusion_rules_and_ranks():
     items, scores = fuse([text, image], 5, "max", 2)
     assert items.tolist() == [[1, 3]] and torch.allclose(scores, torch.tensor([[-0.2, -0.5]]))
     assert topk_ranks(torch.tensor([[3, 1, 4], [0, 2, 1]]), torch.tensor([1, 4])).tolist() == [1, 3]
+
+
+def test_fusion_breaks_ties_by_item_id_and_never_builds_a_catalogue_wide_table():
+    text = (torch.tensor([[7, 2, 5]]), torch.tensor([[-1.0, -1.0, -2.0]]))
+    image = (torch.tensor([[5, 9, -1]]), torch.tensor([[0.0, -1.0, -torch.inf]]))
+    items, scores = fuse([text, image], 10, "mean", 4)
+    assert items.tolist() == [[2, 5, 7, 9]]               # all at -1 (5: mean(-2, 0)): by id
+    assert scores.tolist() == [[-1.0, -1.0, -1.0, -1.0]]
+    # A trillion-item catalogue: a (B, n_items) score table could not be allocated.
+    items, scores = fuse([text, image], 10 ** 12, "max", 12)
+    assert items.tolist() == [[5, 2, 7, 9, -1, -1, -1, -1, -1, -1, -1, -1]]
+    assert scores[0, :4].tolist() == [0.0, -1.0, -1.0, -1.0] and scores[0, 4:].isinf().all()

@@ -123,7 +123,7 @@ def test_tokens_round_trip_to_items(coded):
         offsets = torch.tensor(catalog.vocab.offsets[modality])
         node = torch.zeros(len(items), dtype=torch.long)
         for level in range(tokens.shape[1]):
-            node = trie.child[level][node, tokens[:, level] - offsets[level]]
+            node = trie.child(level, node, tokens[:, level] - offsets[level])
         assert torch.equal(catalog.item_of_row[modality][node], items)
 
 
