@@ -4,7 +4,8 @@
     python bench/scale.py --family shop --sizes 1,10,100 [--stages synthetic,ingest,samples]
     python bench/scale.py --family reviews --sizes 100000,1000000,10000000
     python bench/scale.py --table            # markdown rows, with the slopes
-    python bench/scale.py --plot DIR         # one log-log PNG per stage (seconds, peak RSS)
+    python bench/scale.py --plot DIR         # one log-log PNG per stage: seconds (a timed
+                                             # loop: CPU ms per sample or user), peak RSS
 
 Families:
 - `quantize` (feature-free): N random item vectors (a Gaussian mixture of N / 20 centres, so
@@ -370,6 +371,16 @@ def slope(rows: list[dict], key: str, x: str) -> float | None:
     return float(np.polyfit(xs, ys, 1)[0])
 
 
+def unit_cost(row: dict) -> tuple[str, float] | None:
+    """A timed loop's CPU milliseconds per unit of work (a training sample, a decoded user):
+    what must stay flat as the catalogue grows. None for the stages timed as a whole."""
+    if row["stage"] in ("steps", "sasrec_steps"):
+        return "CPU ms per training sample", 1000 / row["samples_per_cpu_s"]
+    if row["stage"] == "decode":
+        return "CPU ms per decoded user", 1000 / row["users_per_cpu_s"]
+    return None
+
+
 def x_key(family: str, stage: str) -> str:
     return ("items" if family == "quantize" or stage in ("synthetic", *CHILDREN)
             else "interactions")
@@ -391,9 +402,14 @@ def table(results: list[dict]) -> str:
               "|---|---|---|---|---|"]
     for (family, stage), rows in groups.items():
         x = x_key(family, stage)
-        t, m = slope(rows, "seconds", x), slope(rows, "peak_rss_mb", x)
+        cost = unit_cost(rows[0])
+        if cost:         # a timed loop: its cost per unit, not the process's seconds
+            rows = [r | {"unit_ms": unit_cost(r)[1]} for r in rows]
+        t = slope(rows, "unit_ms" if cost else "seconds", x)
+        m = slope(rows, "peak_rss_mb", x)
         fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"| {family} | {stage} | {fmt(t)} | {fmt(m)} | {x} (two largest sizes) |")
+        lines.append(f"| {family} | {stage} | {fmt(t)}{f' ({cost[0]})' if cost else ''} | "
+                     f"{fmt(m)} | {x} (two largest sizes) |")
     return "\n".join(lines)
 
 
@@ -410,8 +426,11 @@ def plot(results: list[dict], folder: Path) -> None:
     for (family, stage), rows in groups.items():
         x = x_key(family, stage)
         rows = sorted((r for r in rows if r.get(x)), key=lambda r: r[x])
+        cost = unit_cost(rows[0])
+        if cost:
+            rows = [r | {cost[0]: unit_cost(r)[1]} for r in rows]
         fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
-        for key, colour in (("seconds", "C0"), ("peak_rss_mb", "C1")):
+        for key, colour in ((cost[0] if cost else "seconds", "C0"), ("peak_rss_mb", "C1")):
             s = slope(rows, key, x)
             ax.loglog([r[x] for r in rows], [r[key] for r in rows], "o-", color=colour,
                       label=f"{key} (slope {s:.2f})" if s is not None else key)
