@@ -1,6 +1,7 @@
-"""The SASRec baseline: its training rows, its training loop (full-softmax cross-entropy,
-early stopping on validation NDCG@10, resumable) and its ranking metrics, with or without
-each user's history masked. Its item table is also the collaborative modality."""
+"""The SASRec baseline: its training rows, its training loop (full- or sampled-softmax
+cross-entropy, early stopping on validation NDCG@10, resumable) and its ranking metrics,
+with or without each user's history masked. Its item table is also the collaborative
+modality."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import SASRecParams
+from pipeline.config import SASRecLoss, SASRecParams
 from pipeline.core.batching import length_buckets
 from pipeline.core.metrics import mask_seen_scores, ranking_metrics, target_ranks
 from pipeline.io.weights import load_weights, save_weights
@@ -69,10 +70,42 @@ def evaluate(model: SASRec, histories: list[list[int]], targets: np.ndarray, mas
     return ranking_metrics(np.concatenate(ranks), prefix)
 
 
+def position_loss(model: SASRec, states: torch.Tensor, targets: torch.Tensor,
+                  cfg: SASRecParams, generator: torch.Generator) -> torch.Tensor:
+    """Mean cross-entropy of (P,) catalogue-item targets given their (P, H) states.
+
+    `full`: softmax over every item. `sampled`: over the target and `cfg.negatives` items
+    drawn uniformly (with replacement) for the whole batch; a drawn item that is a position's
+    own target is masked out of that position's softmax. Uniform draws need no log-Q
+    correction (it is the same for every candidate)."""
+    if cfg.loss == SASRecLoss.FULL:
+        return torch.nn.functional.cross_entropy(model.logits(states), targets)
+    negatives = torch.randint(model.cfg.n_items, (cfg.negatives,), generator=generator)
+    negatives = negatives.to(states.device)
+    table = model.item_emb.weight                                        # row i + 1: item i
+    positive = (states * table[targets + 1]).sum(dim=1, keepdim=True)   # (P, 1)
+    scores = states @ table[negatives + 1].T                             # (P, N)
+    scores = scores.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
+    logits = torch.cat([positive, scores], dim=1)
+    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def validation_rows(n_users: int, sample: int, seed: int) -> np.ndarray | None:
+    """Rows of the users whose validation item drives early stopping: None for every user
+    (`sample` 0 or not smaller than n_users), else a seeded sample, ascending."""
+    if sample == 0 or sample >= n_users:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n_users)[:sample])
+
+
 def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASRecParams,
         device: torch.device, seed: int, work: Path) -> tuple[dict, dict]:
-    """Train with early stopping on validation NDCG@10; checkpoint every epoch for resume."""
+    """Train with early stopping on validation NDCG@10 (every user's, or `cfg.valid_users`
+    sampled users'); checkpoint every epoch for resume."""
     inputs, targets = training_rows(train, cfg.max_len)
+    rows = validation_rows(len(train), cfg.valid_users, seed)
+    valid_hist = train if rows is None else [train[r] for r in rows]
+    valid_target = valid_item if rows is None else valid_item[rows]
     if len(inputs) == 0:
         raise UserInputError("no user has two or more training items: nothing to train SASRec "
                              "on (raise ingest.user_k or use a larger dataset)")
@@ -95,14 +128,14 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
             width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
             x, y = x[:, :width].to(device), y[:, :width].to(device)
             real = y > 0
-            # Full softmax over the catalogue, at real target positions only.
-            loss = torch.nn.functional.cross_entropy(model.logits(model(x)[real]), y[real] - 1)
+            loss = position_loss(model, model(x)[real], y[real] - 1, cfg, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
         state["epoch"] += 1
-        ndcg = evaluate(model, train, valid_item, cfg.mask_history, device, "valid")["valid/ndcg_10"]
+        ndcg = evaluate(model, valid_hist, valid_target, cfg.mask_history, device,
+                        "valid")["valid/ndcg_10"]
         print(f"sasrec: epoch {state['epoch']} loss {total / len(inputs):.4f} valid ndcg@10 {ndcg:.4f}")
         if ndcg > state["best_ndcg"]:
             state |= {"best_ndcg": ndcg, "best_epoch": state["epoch"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
 from pipeline.config.schema import (
@@ -38,7 +38,7 @@ __all__ = [
     "ImageFeaturesParams", "IngestParams", "MACRecQuantParams", "MissingMetadata", "Modality",
     "Params", "PathsParams", "Pooling", "Positives", "QuantizeMethod", "QuantizeParams",
     "RQDINOParams", "RQVAEParams", "Range", "ResolveParams", "ResolveStrategy", "Resume",
-    "SASRecParams", "Schedule", "Source", "SyntheticParams", "TaskName", "TextField",
+    "SASRecLoss", "SASRecParams", "Schedule", "Source", "SyntheticParams", "TaskName", "TextField",
     "TextFeaturesParams", "TrainMethod", "TrainParams", "load_params", "params_from_dict",
     "read_yaml", "section_from_dict", "with_overrides",
 ]

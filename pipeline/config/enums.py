@@ -56,6 +56,11 @@ class ImageEncoderName(enum.StrEnum):
     HF_CLIP = "hf_clip"
 
 
+class SASRecLoss(enum.StrEnum):
+    FULL = "full"
+    SAMPLED = "sampled"
+
+
 class QuantizeMethod(enum.StrEnum):
     RQVAE = "rqvae"
     RQKMEANS = "rqkmeans"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import (
     Count, Fraction, NonNegative, NonNegativeFloat, Positive, Range, require,
@@ -109,8 +109,11 @@ class SASRecParams:
     lr: Positive
     weight_decay: NonNegativeFloat
     batch_size: Count
+    loss: SASRecLoss
+    negatives: Count
     epochs: Count
     patience: Count
+    valid_users: NonNegative
     mask_history: bool
     device: Device
     precomputed: str | None

@@ -84,6 +84,8 @@ def test_range_check(real_params):
     ("train", "lr", 0.0, "greater than 0"),
     ("train", "warmup_ratio", 1.0, r"in \[0, 1\)"),
     ("sasrec", "dropout", -0.1, r"in \[0, 1\)"),
+    ("sasrec", "negatives", 0, "at least 1"),
+    ("sasrec", "valid_users", -5, "at least 0"),
     ("evaluate", "users", -1, "at least 0"),
     ("quantize", "codebook_size", 1, "at least 2"),
 ])

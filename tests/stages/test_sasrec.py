@@ -1,4 +1,5 @@
-"""SASRec: no leakage of held-out targets, learns a planted sequential pattern, resumes."""
+"""SASRec: no leakage of held-out targets, learns a planted sequential pattern (with the full
+or a sampled softmax), validates on a sample when asked, resumes."""
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,41 @@ def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, ca
     assert sasrec.run(params) == reference
     out = capsys.readouterr().out
     assert "resuming after epoch 2" in out and "epoch 1 loss" not in out
+
+
+def test_sampled_softmax_learns_the_pattern_without_scoring_the_catalogue(planted, monkeypatch):
+    params_dict, _, _ = planted
+    params_dict["sasrec"].update(loss="sampled", negatives=16)
+    from pipeline.models.sasrec import SASRec
+
+    real_logits, training_calls = SASRec.logits, []
+
+    def logits(self, states):
+        if self.training:                  # evaluation ranks every item; training must not
+            training_calls.append(states.shape)
+        return real_logits(self, states)
+
+    monkeypatch.setattr(SASRec, "logits", logits)
+    metrics = sasrec.run(params_from_dict(params_dict))
+    assert training_calls == []
+    assert metrics["test/hr_10"] > 0.8
+
+
+def test_early_stopping_ranks_a_seeded_sample_of_users_when_asked(planted, monkeypatch):
+    params_dict, seqs, _ = planted
+    params_dict["sasrec"].update(valid_users=50, epochs=2)
+    real_evaluate, seen = sasrec_baseline.evaluate, []
+
+    def evaluate(model, histories, targets, *args):
+        seen.append((args[-1], [tuple(h) for h in histories], list(targets)))
+        return real_evaluate(model, histories, targets, *args)
+
+    monkeypatch.setattr(sasrec_baseline, "evaluate", evaluate)
+    monkeypatch.setattr(sasrec, "evaluate", evaluate)
+    sasrec.run(params_from_dict(params_dict))
+    valid = [s for s in seen if s[0] == "valid"]
+    test = [s for s in seen if s[0] == "test"]
+    assert len(valid) == 2 and valid[0][1:] == valid[1][1:]          # the same users each epoch
+    assert len(valid[0][1]) == 50 and len(test[0][1]) == len(seqs)  # the test ranks everyone
+    pairs = {(tuple(s[:-2]), s[-2]) for s in seqs}
+    assert all((h, int(t)) in pairs for h, t in zip(valid[0][1], valid[0][2]))
