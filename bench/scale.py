@@ -21,20 +21,22 @@ Families:
   a summary — real texts are often longer, and parsing grows with the line;
   `meta_<name>.json.gz` without images), written by a child
   process: SIZE / 12 users with 5–30 reviews each (geometric, mean ~12) over SIZE / 50 items
-  (log-normal popularity, σ = 1), then the real `ingest` (`dataset.source: amazon2018`), `samples`,
-  and `steps`: `--steps` optimizer steps of the default `train` recipe (params.yaml's method,
+  (log-normal popularity, σ = 1), then the real `ingest` (`dataset.source: amazon2018`),
+  `samples`, the real `text_features` (params.yaml's encoder on each item's text), and
+  `steps`: `--steps` optimizer steps of the default `train` recipe (params.yaml's method,
   model and batch) on the ingested catalogue, with random unique 4 x 256 codes for every
   item and modality the method reads (no features needed), on one thread, the first step
   not timed; its row adds `samples_per_s` (wall clock), `samples_per_cpu_s` (the process's
-  CPU time over every step), `history_items` (mean history length of the timed samples: a step's cost grows
-  with it) and `catalogue_items`; `decode`: the `evaluate` stage's decoding (constrained
-  beam search, fused top-10) of `--users` test users on the same random codes, its row
-  adding `users_per_s` and `users_per_cpu_s`; `sasrec_steps`: `--steps` training steps of the
-  `sasrec` stage's loop (params.yaml's loss, the full softmax over the catalogue by
-  default; samples are target positions) and its full-ranking evaluation of `--users` test
-  users; `sasrec_sampled`: the same with `sasrec.loss: sampled`. Issue 22's targets: `ingest` of 10^7
-  interactions in <= 5 minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at
-  200,000 items within 20 % of the default catalogue's.
+  CPU time over every step), `history_items` (mean history length of the timed samples: a
+  step's cost grows with it) and `catalogue_items`; `decode`: the `evaluate` stage's
+  decoding (constrained beam search, fused top-10) of `--users` test users on the same
+  random codes, its row adding `users_per_s` and `users_per_cpu_s`; `sasrec_steps`:
+  `--steps` training steps of the `sasrec` stage's loop (params.yaml's loss, the full
+  softmax over the catalogue by default; samples are target positions) and its
+  full-ranking evaluation of `--users` test users; `sasrec_sampled`: the same with
+  `sasrec.loss: sampled`. Issue 22's targets: `ingest` of 10^7 interactions in <= 5
+  minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at 200,000 items within 20 %
+  of the default catalogue's.
 
 Every stage runs as its own process (`python -m pipeline.stages.<stage>`) in a folder of its
 own under --work with params.yaml's settings and that folder's paths; its peak resident memory
@@ -62,7 +64,8 @@ from pipeline.config import read_yaml, with_overrides  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "scale.json"
 STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"],
-          "reviews": ["ingest", "samples", "steps", "decode", "sasrec_steps", "sasrec_sampled"]}
+          "reviews": ["ingest", "samples", "text_features", "steps", "decode", "sasrec_steps",
+                      "sasrec_sampled"]}
 CHILDREN = ("steps", "decode", "sasrec_steps", "sasrec_sampled")   # timed in a child of this script
 PATHS = ("synthetic", "ingest", "features", "sasrec", "codes", "model", "image_cache",
          "evaluate", "reports", "work", "metrics", "costs", "plots")
@@ -384,7 +387,7 @@ def unit_cost(row: dict) -> tuple[str, float] | None:
 
 
 def x_key(family: str, stage: str) -> str:
-    return ("items" if family == "quantize" or stage in ("synthetic", *CHILDREN)
+    return ("items" if family == "quantize" or stage in ("synthetic", "text_features", *CHILDREN)
             else "interactions")
 
 
