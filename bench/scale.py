@@ -219,8 +219,9 @@ def train_steps(n_steps: int) -> dict:
 def test_users(seqs, n_users: int, seed: int) -> tuple[list[list[int]], np.ndarray]:
     """Test histories (training items + the validation item) and test targets of a seeded
     sample of `n_users` users."""
-    rows = np.sort(np.random.default_rng(seed).permutation(len(seqs))[:n_users])
-    picked = seqs.take(rows)
+    from pipeline.core.metrics import evaluated_rows
+
+    picked = seqs.take(evaluated_rows(len(seqs), n_users, seed))
     histories = [t + [v] for t, v in zip(picked.column("train_items").to_pylist(),
                                          picked.column("valid_item").to_pylist())]
     return histories, picked.column("test_item").to_numpy()
@@ -263,7 +264,7 @@ def sasrec_steps(n_steps: int, n_users: int, loss: str | None = None) -> dict:
     test evaluation for a seeded sample of `n_users` users; one torch thread."""
     import torch
 
-    from pipeline.baselines.sasrec import evaluate, position_loss, training_rows
+    from pipeline.baselines.sasrec import evaluate, train_batch, training_rows
     from pipeline.config import params_from_dict
     from pipeline.core.batching import length_buckets
     from pipeline.io import tables
@@ -285,18 +286,12 @@ def sasrec_steps(n_steps: int, n_users: int, loss: str | None = None) -> dict:
     timed, seconds, cpu = 0, 0.0, 0.0
     for i, batch in enumerate(batches):
         start, cpu_start = time.perf_counter(), time.process_time()
-        x, y = inputs[batch], targets[batch]
-        width = int((y > 0).sum(dim=1).max())
-        x, y = x[:, :width], y[:, :width]
-        real = y > 0
-        objective = position_loss(model, model(x)[real], y[real] - 1, cfg, generator)
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
+        _, positions = train_batch(model, optimizer, inputs, targets, batch, cfg, generator,
+                                   torch.device("cpu"))
         if i:
             seconds += time.perf_counter() - start
             cpu += time.process_time() - cpu_start
-            timed += int(real.sum())
+            timed += positions
     histories, test = test_users(seqs, n_users, params.seed)
     start, cpu_start = time.perf_counter(), time.process_time()
     evaluate(model, histories, test, cfg.mask_history, torch.device("cpu"), "test")

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.config import SASRecLoss, SASRecParams
 from pipeline.core.batching import length_buckets
-from pipeline.core.metrics import mask_seen_scores, ranking_metrics, target_ranks
+from pipeline.core.metrics import evaluated_rows, mask_seen_scores, ranking_metrics, target_ranks
 from pipeline.io.weights import load_weights, save_weights
 from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.runtime.checkpoint import fingerprint, load_progress, save_progress
@@ -90,12 +90,20 @@ def position_loss(model: SASRec, states: torch.Tensor, targets: torch.Tensor,
     return torch.nn.functional.cross_entropy(logits, torch.zeros_like(targets))
 
 
-def validation_rows(n_users: int, sample: int, seed: int) -> np.ndarray | None:
-    """Rows of the users whose validation item drives early stopping: None for every user
-    (`sample` 0 or not smaller than n_users), else a seeded sample, ascending."""
-    if sample == 0 or sample >= n_users:
-        return None
-    return np.sort(np.random.default_rng(seed).permutation(n_users)[:sample])
+def train_batch(model: SASRec, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+                targets: torch.Tensor, batch: torch.Tensor, cfg: SASRecParams,
+                generator: torch.Generator, device: torch.device) -> tuple[float, int]:
+    """One optimizer step on rows `batch` of the (U, max_len) training rows; returns the
+    loss and the number of target positions it covered."""
+    x, y = inputs[batch], targets[batch]
+    width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
+    x, y = x[:, :width].to(device), y[:, :width].to(device)
+    real = y > 0
+    loss = position_loss(model, model(x)[real], y[real] - 1, cfg, generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), int(real.sum())
 
 
 def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASRecParams,
@@ -103,9 +111,8 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
     """Train with early stopping on validation NDCG@10 (every user's, or `cfg.valid_users`
     sampled users'); checkpoint every epoch for resume."""
     inputs, targets = training_rows(train, cfg.max_len)
-    rows = validation_rows(len(train), cfg.valid_users, seed)
-    valid_hist = train if rows is None else [train[r] for r in rows]
-    valid_target = valid_item if rows is None else valid_item[rows]
+    rows = evaluated_rows(len(train), cfg.valid_users, seed)
+    valid_hist, valid_target = [train[r] for r in rows], valid_item[rows]
     if len(inputs) == 0:
         raise UserInputError("no user has two or more training items: nothing to train SASRec "
                              "on (raise ingest.user_k or use a larger dataset)")
@@ -124,15 +131,9 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
         total = 0.0
         for batch in bar(length_buckets(lengths, cfg.batch_size, generator),
                          desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", leave=False):
-            x, y = inputs[batch], targets[batch]
-            width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
-            x, y = x[:, :width].to(device), y[:, :width].to(device)
-            real = y > 0
-            loss = position_loss(model, model(x)[real], y[real] - 1, cfg, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
+            loss, _ = train_batch(model, optimizer, inputs, targets, batch, cfg, generator,
+                                  device)
+            total += loss * len(batch)
         state["epoch"] += 1
         ndcg = evaluate(model, valid_hist, valid_target, cfg.mask_history, device,
                         "valid")["valid/ndcg_10"]

@@ -1,4 +1,5 @@
-"""Full-ranking top-K metrics with one target per user (HR@K equals Recall@K then)."""
+"""Full-ranking top-K metrics with one target per user (HR@K equals Recall@K then), and the
+users they are computed on."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,15 @@ import torch
 
 KS_HR = (1, 5, 10)
 KS_NDCG = (5, 10)
+
+
+def evaluated_rows(n_users: int, sample: int, seed: int) -> np.ndarray:
+    """Rows of the users an evaluation ranks, ascending: all `n_users` when `sample` is 0 or
+    not smaller, else a sample of `sample` users drawn with `seed` (the same users on every
+    call)."""
+    if sample == 0 or sample >= n_users:
+        return np.arange(n_users)
+    return np.sort(np.random.default_rng(seed).permutation(n_users)[:sample])
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.config import Resume, TrainParams
-from pipeline.core.metrics import KS_HR, KS_NDCG
+from pipeline.core.metrics import KS_HR, KS_NDCG, evaluated_rows
 from pipeline.genrec.catalog import Catalog
 from pipeline.genrec.decoding import evaluate_users
 from pipeline.genrec.methods import METHODS
@@ -158,9 +157,7 @@ def training_samples(catalog: Catalog, train_items, max_history: int) -> dict[st
 def valid_sample(catalog: Catalog, seqs, cfg: TrainParams, seed: int) -> Samples:
     """Every user's validation history -> validation item, or a seeded sample of
     `valid_users` users when that is not 0."""
-    rows = np.arange(len(seqs))
-    if 0 < cfg.valid_users < len(seqs):
-        rows = np.sort(np.random.default_rng(seed).permutation(len(seqs))[:cfg.valid_users])
+    rows = evaluated_rows(len(seqs), cfg.valid_users, seed)
     return history_samples(seqs.column("valid_history").take(rows),
                            seqs.column("valid_item").to_numpy()[rows], cfg.max_history,
                            catalog.n_items)

@@ -25,7 +25,7 @@ import torch
 from pipeline.baselines import sasrec
 from pipeline.baselines.popularity import popularity_metrics
 from pipeline.config import Params
-from pipeline.core.metrics import drop_seen, padded_histories, ranking_metrics
+from pipeline.core.metrics import drop_seen, evaluated_rows, padded_histories, ranking_metrics
 from pipeline.genrec.checkpoint import load_model
 from pipeline.genrec.decoding import normalization, recommend_users, topk_ranks
 from pipeline.genrec.tasks import history_samples
@@ -40,7 +40,7 @@ def run(params: Params) -> dict:
     device = resolve_device(cfg.device)
     loaded = load_model(Path(params.paths.model), device)
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
-    rows = _users(len(seqs), cfg.users, params.seed)
+    rows = evaluated_rows(len(seqs), cfg.users, params.seed)
     all_histories = seqs.column("test_history").to_pylist()
     histories = [all_histories[r] for r in rows]
     targets = seqs.column("test_item").to_numpy()[rows]
@@ -71,12 +71,6 @@ def run(params: Params) -> dict:
                        top[:, :cfg.top_k], scores[:, :cfg.top_k], cfg.top_k)
     write_report(Path(params.paths.reports), metrics, loaded.cfg, params.evaluate)
     return metrics
-
-
-def _users(n: int, sample: int, seed: int) -> np.ndarray:
-    if sample == 0 or sample >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).permutation(n)[:sample])
 
 
 def output_checks(top: torch.Tensor, n_items: int) -> dict[str, float]:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from pipeline.core.metrics import (
-    drop_seen, mask_seen_scores, padded_histories, ranking_metrics, target_ranks,
+    drop_seen, evaluated_rows, mask_seen_scores, padded_histories, ranking_metrics,
+    target_ranks,
 )
 
 
@@ -42,3 +43,13 @@ def test_mask_seen_scores_hides_history_but_not_the_target():
     assert torch.equal(masked, torch.tensor([[0.1, -float("inf"), 0.5, 0.7]]))
     assert target_ranks(masked, torch.tensor([3])).tolist() == [0]
     assert target_ranks(scores, torch.tensor([3])).tolist() == [1]
+
+
+def test_evaluated_rows_are_everyone_or_the_same_seeded_sample():
+    assert evaluated_rows(7, 0, seed=1).tolist() == list(range(7))
+    assert evaluated_rows(7, 7, seed=1).tolist() == list(range(7))
+    rows = evaluated_rows(1000, 50, seed=1)
+    assert len(set(rows.tolist())) == 50 and rows.tolist() == sorted(rows.tolist())
+    assert rows.min() >= 0 and rows.max() < 1000
+    assert np.array_equal(rows, evaluated_rows(1000, 50, seed=1))
+    assert not np.array_equal(rows, evaluated_rows(1000, 50, seed=2))
