@@ -1,4 +1,5 @@
 """Fusion of several decoded modalities' lists, and target ranks in a top-k list."""
+import pytest
 import torch
 
 from pipeline.genrec.decoding import fuse, topk_ranks
@@ -27,3 +28,38 @@ def test_fusion_breaks_ties_by_item_id_and_never_builds_a_catalogue_wide_table()
     items, scores = fuse([text, image], 10 ** 12, "max", 12)
     assert items.tolist() == [[5, 2, 7, 9, -1, -1, -1, -1, -1, -1, -1, -1]]
     assert scores[0, :4].tolist() == [0.0, -1.0, -1.0, -1.0] and scores[0, 4:].isinf().all()
+
+
+def _dense_fuse(results, n_items, rule, k):
+    """The catalogue-wide reference: every item's fused score in one (B, n_items) table."""
+    items, scores = torch.cat([r[0] for r in results], 1), torch.cat([r[1] for r in results], 1)
+    valid = items >= 0
+    col = torch.where(valid, items, n_items)
+    score = torch.where(valid, scores, 0.0)
+    total = torch.zeros(len(items), n_items + 1).scatter_add_(1, col, score)
+    count = torch.zeros(len(items), n_items + 1).scatter_add_(1, col, valid.float())
+    if rule == "max":
+        fused = torch.full((len(items), n_items + 1), -torch.inf).scatter_reduce(
+            1, col, torch.where(valid, scores, -torch.inf), "amax")
+    else:
+        fused = total / count.clamp(min=1) + (rule == "mean_bonus") * (count > 1).float()
+    fused = torch.where(count > 0, fused, -torch.inf)[:, :n_items]
+    top_scores, top_items = fused.topk(min(k, n_items), dim=1)
+    return torch.where(top_scores > -torch.inf, top_items, -1), top_scores
+
+
+@pytest.mark.parametrize("rule", ["mean", "mean_bonus", "max"])
+def test_fusion_equals_the_catalogue_wide_table_on_random_lists(rule):
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        n_items, users, width, k = 30, 3, 8, int(torch.randint(1, 12, (1,), generator=g))
+        results = []
+        for _ in range(int(torch.randint(1, 4, (1,), generator=g))):
+            items = torch.stack([torch.randperm(n_items, generator=g)[:width]
+                                 for _ in range(users)])
+            items[torch.rand(users, width, generator=g) < 0.2] = -1          # lists that end early
+            scores = torch.randn(users, width, generator=g).masked_fill(items < 0, -torch.inf)
+            results.append((items, scores))
+        items, scores = fuse(results, n_items, rule, k)
+        want_items, want_scores = _dense_fuse(results, n_items, rule, k)
+        assert torch.equal(items, want_items) and torch.equal(scores, want_scores)
