@@ -34,7 +34,7 @@ Families:
   `--steps` training steps of the `sasrec` stage's loop (params.yaml's loss, the full
   softmax over the catalogue by default; samples are target positions) and its
   full-ranking evaluation of `--users` test users; `sasrec_sampled`: the same with
-  `sasrec.loss: sampled`. Issue 22's targets: `ingest` of 10^7 interactions in <= 5
+  `sasrec.loss: sampled`; `sasrec_sparse`: sampled with `sasrec.item_updates: sparse`. Issue 22's targets: `ingest` of 10^7 interactions in <= 5
   minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at 200,000 items within 20 %
   of the default catalogue's.
 
@@ -65,8 +65,9 @@ from pipeline.config import read_yaml, with_overrides  # noqa: E402
 OUT = ROOT / "bench" / "results" / "scale.json"
 STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"],
           "reviews": ["ingest", "samples", "text_features", "steps", "decode", "sasrec_steps",
-                      "sasrec_sampled"]}
-CHILDREN = ("steps", "decode", "sasrec_steps", "sasrec_sampled")   # timed in a child of this script
+                      "sasrec_sampled", "sasrec_sparse"]}
+TRAINING = ("steps", "sasrec_steps", "sasrec_sampled", "sasrec_sparse")
+CHILDREN = (*TRAINING, "decode")      # timed in a child of this script
 PATHS = ("synthetic", "ingest", "features", "sasrec", "codes", "model", "image_cache",
          "evaluate", "reports", "work", "metrics", "costs", "plots")
 
@@ -257,21 +258,21 @@ def decode_users(n_users: int) -> dict:
             "timed_users": timed, "catalogue_items": catalog.n_items}
 
 
-def sasrec_steps(n_steps: int, n_users: int, loss: str | None = None) -> dict:
+def sasrec_steps(n_steps: int, n_users: int, overrides: dict[str, str] | None = None) -> dict:
     """The SASRec baseline on the ingested catalogue: samples/s (target positions) of
-    `n_steps` training steps of the `sasrec` stage's loop (params.yaml's `sasrec` model,
-    batch and loss, or `loss`; the first step not timed), and users/s of its full-ranking
+    `n_steps` training steps of the `sasrec` stage's loop (params.yaml's `sasrec` section
+    with `overrides`, e.g. {"sasrec.loss": "sampled"}; the first step not timed), and users/s of its full-ranking
     test evaluation for a seeded sample of `n_users` users; one torch thread."""
     import torch
 
-    from pipeline.baselines.sasrec import evaluate, train_batch, training_rows
+    from pipeline.baselines.sasrec import evaluate, optimizers, train_batch, training_rows
     from pipeline.config import params_from_dict
     from pipeline.core.batching import length_buckets
     from pipeline.io import tables
     from pipeline.models.sasrec import SASRec, SASRecConfig
 
     raw = read_yaml(Path("params.yaml"))
-    params = params_from_dict(with_overrides(raw, {"sasrec.loss": loss}) if loss else raw)
+    params = params_from_dict(with_overrides(raw, overrides or {}))
     cfg, ingest = params.sasrec, Path(params.paths.ingest)
     n_items = tables.read_table(ingest / "items.parquet", tables.ITEMS).num_rows
     seqs = tables.read_table(ingest / "sequences.parquet", tables.SEQUENCES)
@@ -280,13 +281,13 @@ def sasrec_steps(n_steps: int, n_users: int, loss: str | None = None) -> dict:
     torch.manual_seed(params.seed)
     model = SASRec(SASRecConfig(n_items, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout,
                                 cfg.max_len)).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steppers = optimizers(model, cfg)
     generator = torch.Generator().manual_seed(params.seed)
     batches = length_buckets((targets > 0).sum(dim=1), cfg.batch_size, generator)[:n_steps]
     timed, seconds, cpu = 0, 0.0, 0.0
     for i, batch in enumerate(batches):
         start, cpu_start = time.perf_counter(), time.process_time()
-        _, positions = train_batch(model, optimizer, inputs, targets, batch, cfg, generator,
+        _, positions = train_batch(model, steppers, inputs, targets, batch, cfg, generator,
                                    torch.device("cpu"))
         if i:
             seconds += time.perf_counter() - start
@@ -300,7 +301,7 @@ def sasrec_steps(n_steps: int, n_users: int, loss: str | None = None) -> dict:
             "users_per_s": round(len(histories) / ranking, 1),
             "users_per_cpu_s": round(len(histories) / ranking_cpu, 1),
             "timed_steps": len(batches) - 1, "timed_users": len(histories),
-            "catalogue_items": n_items, "loss": cfg.loss}
+            "catalogue_items": n_items, "loss": cfg.loss, "item_updates": cfg.item_updates}
 
 
 def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
@@ -374,7 +375,7 @@ def slope(rows: list[dict], key: str, x: str) -> float | None:
 def unit_cost(row: dict) -> tuple[str, float] | None:
     """A timed loop's CPU milliseconds per unit of work (a training sample, a decoded user):
     what must stay flat as the catalogue grows. None for the stages timed as a whole."""
-    if row["stage"] in ("steps", "sasrec_steps", "sasrec_sampled"):
+    if row["stage"] in TRAINING:
         return "CPU ms per training sample", 1000 / row["samples_per_cpu_s"]
     if row["stage"] == "decode":
         return "CPU ms per decoded user", 1000 / row["users_per_cpu_s"]
@@ -472,7 +473,11 @@ def main() -> int:
         timed = {"steps": lambda: train_steps(args.steps),
                  "decode": lambda: decode_users(args.users),
                  "sasrec_steps": lambda: sasrec_steps(args.steps, args.users),
-                 "sasrec_sampled": lambda: sasrec_steps(args.steps, args.users, "sampled"),
+                 "sasrec_sampled": lambda: sasrec_steps(args.steps, args.users,
+                                                        {"sasrec.loss": "sampled"}),
+                 "sasrec_sparse": lambda: sasrec_steps(args.steps, args.users,
+                                                       {"sasrec.loss": "sampled",
+                                                        "sasrec.item_updates": "sparse"}),
                  }[args.child]
         print(json.dumps(timed()))
         return 0

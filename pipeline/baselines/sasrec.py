@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import SASRecLoss, SASRecParams
+from pipeline.config import ItemUpdates, SASRecLoss, SASRecParams
 from pipeline.core.batching import length_buckets
 from pipeline.core.metrics import evaluated_rows, mask_seen_scores, ranking_metrics, target_ranks
 from pipeline.io.weights import load_weights, save_weights
@@ -82,27 +82,45 @@ def position_loss(model: SASRec, states: torch.Tensor, targets: torch.Tensor,
         return torch.nn.functional.cross_entropy(model.logits(states), targets)
     negatives = torch.randint(model.cfg.n_items, (cfg.negatives,), generator=generator)
     negatives = negatives.to(states.device)
-    table = model.item_emb.weight                                        # row i + 1: item i
-    positive = (states * table[targets + 1]).sum(dim=1, keepdim=True)   # (P, 1)
-    scores = states @ table[negatives + 1].T                             # (P, N)
+    rows = model.item_emb                                                # row i + 1: item i
+    positive = (states * rows(targets + 1)).sum(dim=1, keepdim=True)    # (P, 1)
+    scores = states @ rows(negatives + 1).T                              # (P, N)
     scores = scores.masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
     logits = torch.cat([positive, scores], dim=1)
     return torch.nn.functional.cross_entropy(logits, torch.zeros_like(targets))
 
 
-def train_batch(model: SASRec, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-                targets: torch.Tensor, batch: torch.Tensor, cfg: SASRecParams,
-                generator: torch.Generator, device: torch.device) -> tuple[float, int]:
-    """One optimizer step on rows `batch` of the (U, max_len) training rows; returns the
-    loss and the number of target positions it covered."""
+def optimizers(model: SASRec, cfg: SASRecParams) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers of `cfg.item_updates`, by checkpoint name. `dense`: AdamW over every
+    parameter. `sparse`: the item table switches to sparse gradients (only the rows a batch
+    looks up) and gets torch's lazy SparseAdam, so rows a step does not touch, and their Adam
+    moments, stay as they are; AdamW keeps the rest. Under the full softmax every row is
+    touched, so the config allows `sparse` only with the sampled one."""
+    if cfg.item_updates == ItemUpdates.DENSE:
+        return {"optimizer": torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                               weight_decay=cfg.weight_decay)}
+    model.item_emb.sparse = True
+    rest = [p for name, p in model.named_parameters() if not name.startswith("item_emb.")]
+    return {"optimizer": torch.optim.AdamW(rest, lr=cfg.lr, weight_decay=cfg.weight_decay),
+            "item_optimizer": torch.optim.SparseAdam([model.item_emb.weight], lr=cfg.lr)}
+
+
+def train_batch(model: SASRec, steppers: dict[str, torch.optim.Optimizer],
+                inputs: torch.Tensor, targets: torch.Tensor, batch: torch.Tensor,
+                cfg: SASRecParams, generator: torch.Generator,
+                device: torch.device) -> tuple[float, int]:
+    """One step of every optimizer of `optimizers` on rows `batch` of the (U, max_len)
+    training rows; returns the loss and the number of target positions it covered."""
     x, y = inputs[batch], targets[batch]
     width = int((y > 0).sum(dim=1).max())     # right padding: trim the empty tail
     x, y = x[:, :width].to(device), y[:, :width].to(device)
     real = y > 0
     loss = position_loss(model, model(x)[real], y[real] - 1, cfg, generator)
-    optimizer.zero_grad(set_to_none=True)
+    for optimizer in steppers.values():
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizer.step()
+    for optimizer in steppers.values():
+        optimizer.step()
     return loss.item(), int(real.sum())
 
 
@@ -117,12 +135,12 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
         raise UserInputError("no user has two or more training items: nothing to train SASRec "
                              "on (raise ingest.user_k or use a larger dataset)")
     lengths = (targets > 0).sum(dim=1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steppers = optimizers(model, cfg)
     generator = torch.Generator().manual_seed(seed)
     ckpt = work / fingerprint(dataclasses.asdict(cfg), seed, len(train), int(inputs.sum()),
                               int(targets.sum())) / "last.pt"
     state = {"epoch": 0, "best_ndcg": -1.0, "best_epoch": 0, "best_state": None}
-    stateful = {"model": model, "optimizer": optimizer}
+    stateful = {"model": model} | steppers
     if ckpt.is_file():
         state = load_progress(ckpt, stateful, generator)
         print(f"sasrec: resuming after epoch {state['epoch']} from {ckpt}")
@@ -131,7 +149,7 @@ def fit(model: SASRec, train: list[list[int]], valid_item: np.ndarray, cfg: SASR
         total = 0.0
         for batch in bar(length_buckets(lengths, cfg.batch_size, generator),
                          desc=f"sasrec epoch {state['epoch'] + 1}", unit="batch", leave=False):
-            loss, _ = train_batch(model, optimizer, inputs, targets, batch, cfg, generator,
+            loss, _ = train_batch(model, steppers, inputs, targets, batch, cfg, generator,
                                   device)
             total += loss * len(batch)
         state["epoch"] += 1

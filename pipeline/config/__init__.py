@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
 from pipeline.config.schema import (
@@ -35,7 +35,7 @@ def section_from_dict(cls: type, raw: object, where: str):
 __all__ = [
     "CheckpointChoice", "ConfigError", "ContrastGrad", "ContrastReduction", "DType",
     "DatasetParams", "Device", "EvaluateParams", "Fusion", "GenRecParams", "ImageEncoderName",
-    "ImageFeaturesParams", "IngestParams", "MACRecQuantParams", "MissingMetadata", "Modality",
+    "ImageFeaturesParams", "IngestParams", "ItemUpdates", "MACRecQuantParams", "MissingMetadata", "Modality",
     "Params", "PathsParams", "Pooling", "Positives", "QuantizeMethod", "QuantizeParams",
     "RQDINOParams", "RQVAEParams", "Range", "ResolveParams", "ResolveStrategy", "Resume",
     "SASRecLoss", "SASRecParams", "Schedule", "Source", "SyntheticParams", "TaskName", "TextField",

@@ -61,6 +61,11 @@ class SASRecLoss(enum.StrEnum):
     SAMPLED = "sampled"
 
 
+class ItemUpdates(enum.StrEnum):
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
 class QuantizeMethod(enum.StrEnum):
     RQVAE = "rqvae"
     RQKMEANS = "rqkmeans"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import (
     Count, Fraction, NonNegative, NonNegativeFloat, Positive, Range, require,
@@ -111,6 +111,7 @@ class SASRecParams:
     batch_size: Count
     loss: SASRecLoss
     negatives: Count
+    item_updates: ItemUpdates
     epochs: Count
     patience: Count
     valid_users: NonNegative
@@ -121,6 +122,11 @@ class SASRecParams:
 
     def __post_init__(self) -> None:
         require(self.hidden % self.heads == 0, "sasrec.hidden", "must be divisible by sasrec.heads")
+        if self.item_updates == ItemUpdates.SPARSE:
+            require(self.loss == SASRecLoss.SAMPLED, "sasrec.item_updates",
+                    "sparse needs sasrec.loss: sampled (the full softmax touches every row)")
+            require(self.weight_decay == 0, "sasrec.item_updates",
+                    "sparse needs sasrec.weight_decay: 0 (torch's SparseAdam has no weight decay)")
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,7 @@ class TrainParams:
     warmup_ratio: Fraction
     schedule: Schedule
     grad_clip: Positive
+    ema: Fraction
     batch_size: Count
     epochs: Count
     patience: Count

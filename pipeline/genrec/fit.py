@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline.config import Resume, TrainParams
 from pipeline.core.metrics import KS_HR, KS_NDCG, evaluated_rows
@@ -41,14 +42,18 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
 
     Under torchrun every process builds the same batches and takes its rows of each (see
     `train_step`); DDP averages the gradients, so a step sees the whole batch as one process
-    would. Validation users are split across processes and the metrics summed. Returns
-    (best weights, one record per epoch, training samples/s of all processes together).
+    would. Validation users are split across processes and the metrics summed. With
+    `cfg.ema` > 0 the weights validated, selected and returned are an exponential moving
+    average of the trained ones, updated after every optimizer step. Returns (best weights,
+    one record per epoch, training samples/s of all processes together).
     """
     per_epoch = sum(-(-len(s.target) // cfg.batch_size) for s in samples.values())
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(per_epoch * cfg.epochs, cfg.warmup_ratio, cfg.schedule))
     generator = torch.Generator().manual_seed(seed)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema > 0
+           else None)
     forward = torch.compile(model) if cfg.compile else model
     if world.size > 1:
         forward = DistributedDataParallel(forward, device_ids=[world.device.index]
@@ -58,6 +63,9 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
         {k: int(s.target.sum()) for k, s in samples.items()}) / "last.pt"
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "history": []}
     stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    if ema is not None:
+        stateful["ema"] = ema
+    selected = model if ema is None else ema.module      # the weights validated and kept
     if ckpt.is_file() and cfg.resume is Resume.AUTO:
         state = load_progress(ckpt, stateful, generator)
         print(f"train: resuming after epoch {state['epoch']} from {ckpt}")
@@ -66,9 +74,9 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
     before = state["history"][-1]["train_minutes"] if state["history"] else 0.0
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
         sums = _train_epoch(forward, model, catalog, cfg, samples, generator, optimizer,
-                            scheduler, world, speed, state["epoch"] + 1)
+                            scheduler, ema, world, speed, state["epoch"] + 1)
         state["epoch"] += 1
-        metrics = _validate(model, catalog, valid, cfg, world)
+        metrics = _validate(selected, catalog, valid, cfg, world)
         record = {"epoch": state["epoch"], "steps": scheduler.last_epoch,
                   "train_minutes": round(before + speed.seconds / 60, 4), **sums,
                   "lr": scheduler.get_last_lr()[0], **metrics}
@@ -78,7 +86,8 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
                   f"valid hr@10 {metrics['valid/hr_10']:.4f} ndcg@10 {metrics['valid/ndcg_10']:.4f}")
         if metrics["valid/hr_10"] > state["best"]:
             state |= {"best": metrics["valid/hr_10"], "best_epoch": state["epoch"],
-                      "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                      "best_state": {k: v.detach().cpu().clone()
+                                     for k, v in selected.state_dict().items()}}
         if world.main:
             save_progress(ckpt, state, stateful, generator)
         distributed.barrier(world)
@@ -89,7 +98,8 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
 
 def _train_epoch(forward, model: GenRec, catalog: Catalog, cfg: TrainParams,
                  samples: dict[str, Samples], generator: torch.Generator, optimizer, scheduler,
-                 world: distributed.World, speed: Throughput, epoch: int) -> dict[str, float]:
+                 ema: AveragedModel | None, world: distributed.World, speed: Throughput,
+                 epoch: int) -> dict[str, float]:
     """One pass over the shuffled batches; returns the sample-weighted mean loss terms."""
     model.train()
     sums: dict[str, float] = {}
@@ -107,6 +117,8 @@ def _train_epoch(forward, model: GenRec, catalog: Catalog, cfg: TrainParams,
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         speed.stop(len(step.index))
         rows = len(step.index[world.rank::world.size])
         for key, value in terms.items():

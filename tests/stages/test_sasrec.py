@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from pipeline.io import tables
-from pipeline.config import params_from_dict
+from pipeline.config import ConfigError, params_from_dict
 from pipeline.core.metrics import ranking_metrics
 from pipeline.io.embeddings import read_embeddings
 from pipeline.baselines import sasrec as sasrec_baseline
+from pipeline.models.sasrec import SASRec, SASRecConfig
 from pipeline.stages import sasrec
 
 
@@ -103,8 +104,6 @@ def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, ca
 def test_sampled_softmax_learns_the_pattern_without_scoring_the_catalogue(planted, monkeypatch):
     params_dict, _, _ = planted
     params_dict["sasrec"].update(loss="sampled", negatives=16)
-    from pipeline.models.sasrec import SASRec
-
     real_logits, training_calls = SASRec.logits, []
 
     def logits(self, states):
@@ -116,6 +115,48 @@ def test_sampled_softmax_learns_the_pattern_without_scoring_the_catalogue(plante
     metrics = sasrec.run(params_from_dict(params_dict))
     assert training_calls == []
     assert metrics["test/hr_10"] > 0.8
+
+
+def test_sparse_item_updates_leave_untouched_rows_still_and_learn_the_pattern(planted):
+    """Under `item_updates: sparse` a step moves only the item rows its batch looks up: a row
+    the first step moved and the second did not touch stays where the first left it (dense
+    AdamW keeps moving it on its momentum); the sampled softmax still learns the pattern."""
+    params_dict, seqs, n_items = planted
+    params_dict["sasrec"].update(loss="sampled", negatives=8)
+    inputs, targets = sasrec_baseline.training_rows([s[:-2] for s in seqs], max_len=10)
+    first, second = torch.arange(0, 4), torch.arange(4, 8)
+    moved_on_second = {}
+    for updates in ("dense", "sparse"):
+        cfg = params_from_dict(params_dict | {"sasrec": params_dict["sasrec"]
+                                              | {"item_updates": updates}}).sasrec
+        torch.manual_seed(0)
+        model = SASRec(SASRecConfig(n_items, 32, 1, 2, 0.0, 10))
+        steppers = sasrec_baseline.optimizers(model, cfg)
+        generator = torch.Generator().manual_seed(0)
+        seen = []
+        for batch in (first, second):
+            sasrec_baseline.train_batch(model, steppers, inputs, targets, batch, cfg,
+                                        generator, torch.device("cpu"))
+            assert model.item_emb.weight.grad.is_sparse == (updates == "sparse")
+            rows = model.item_emb.weight.grad.coalesce().indices()[0] if updates == "sparse" \
+                else model.item_emb.weight.grad.abs().sum(dim=1).nonzero()[:, 0]
+            seen.append((set(rows.tolist()), model.item_emb.weight.detach().clone()))
+        (rows_1, after_1), (rows_2, after_2) = seen
+        only_first = sorted(rows_1 - rows_2)
+        assert only_first, "the two batches must touch different rows"
+        moved_on_second[updates] = (after_2[only_first] - after_1[only_first]).abs().max()
+    assert moved_on_second["sparse"] == 0 and moved_on_second["dense"] > 0
+    params_dict["sasrec"]["item_updates"] = "sparse"
+    assert sasrec.run(params_from_dict(params_dict))["test/hr_10"] > 0.8
+
+
+@pytest.mark.parametrize("change, needs", [({"loss": "full"}, "sasrec.loss: sampled"),
+                                           ({"weight_decay": 0.1}, "weight_decay: 0")])
+def test_sparse_item_updates_refuse_what_would_touch_every_row(params_dict, change, needs):
+    params_dict["sasrec"].update({"loss": "sampled", "item_updates": "sparse"} | change)
+    with pytest.raises(ConfigError, match="sasrec.item_updates") as error:
+        params_from_dict(params_dict)
+    assert needs in str(error.value)
 
 
 def test_early_stopping_ranks_a_seeded_sample_of_users_when_asked(planted, monkeypatch):

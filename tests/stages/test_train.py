@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel
 
 from pipeline.config import params_from_dict
 from pipeline.genrec import fit as genrec_fit
@@ -87,8 +88,10 @@ def test_missing_codes_for_the_method_is_a_clear_error(coded):
         train.run(params_from_dict(coded))
 
 
-def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch):
-    coded["train"].update(method="tiger", epochs=3, patience=5, model={**coded["train"]["model"], "dropout": 0.1})
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch, ema):
+    coded["train"].update(method="tiger", epochs=3, patience=5, ema=ema,
+                          model={**coded["train"]["model"], "dropout": 0.1})
     params = params_from_dict(coded)
     train.run(params)
     straight = load_file("data/model/model.safetensors")
@@ -111,6 +114,37 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(coded, monkeypatch
     resumed = load_file("data/model/model.safetensors")
     assert history["epochs_run"] == 3
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_ema_validates_and_keeps_the_moving_average_of_every_step(coded, monkeypatch):
+    """`train.ema: d` validates and keeps e_1 = w_1, e_t = d e_(t-1) + (1 - d) w_t over the
+    trained weights w_t after each optimizer step (averaged here by hand), not w_t itself."""
+    coded["train"].update(method="tiger", epochs=2, patience=5, ema=0.9)
+    trained = []
+    real_update = AveragedModel.update_parameters
+
+    def update_parameters(self, model):
+        trained.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        real_update(self, model)
+
+    validated = []
+
+    def validate(model, *args):
+        validated.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"valid/hr_10": 1.0 / len(validated), "valid/ndcg_10": 0.0}   # epoch 1 best
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", update_parameters)
+    monkeypatch.setattr(genrec_fit, "_validate", validate)
+    train.run(params_from_dict(coded))
+    steps = len(trained) // 2
+    average = dict(trained[0])
+    for weights in trained[1:steps]:
+        average = {k: 0.9 * average[k] + 0.1 * weights[k] for k in average}
+    assert len(trained) == 2 * steps and steps > 1
+    assert all(torch.allclose(validated[0][k], average[k], atol=1e-6) for k in average)
+    assert not all(torch.allclose(validated[0][k], trained[steps - 1][k]) for k in average)
+    kept = load_file("data/model/model.safetensors")
+    assert all(torch.equal(kept[f"model.{k}"], v) for k, v in validated[0].items())  # epoch 1
 
 
 def test_tokens_round_trip_to_items(coded):
