@@ -74,9 +74,11 @@ def test_learns_planted_pattern_far_above_popularity(planted):
     assert model.cfg.n_items == n_items and model.cfg.hidden == 32
 
 
-def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, capsys):
+@pytest.mark.parametrize("updates", [{}, {"loss": "sampled", "negatives": 16,
+                                          "item_updates": "sparse"}])
+def test_interrupted_training_resumes_to_the_same_model(planted, monkeypatch, capsys, updates):
     params_dict, _, _ = planted
-    params_dict["sasrec"].update(epochs=4, patience=10)
+    params_dict["sasrec"].update(epochs=4, patience=10, **updates)
     params = params_from_dict(params_dict)
     torch.manual_seed(params.seed)
     reference = sasrec.run(params)
