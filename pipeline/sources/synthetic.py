@@ -235,7 +235,10 @@ def _make_reviews(rng: np.random.Generator, items: list[dict], n_users: int, min
                 t = int(rng.choice(allowed))
             else:
                 t = int(rng.choice(len(TYPES), p=type_taste / type_taste.sum()))
-            candidates = np.array([i for i in by_type[t] if i not in seen])
+            # The type's items the user has not reviewed, in item order (a Python loop over
+            # them made the generator quadratic in the catalogue; this keeps the same draws).
+            pool = by_type[t]
+            candidates = pool[~np.isin(pool, list(seen))] if seen else pool
             if len(candidates) == 0:
                 continue
             score = log_pop[candidates] + brand_taste[brand_of[candidates]] \
