@@ -34,9 +34,9 @@ Families:
   `--steps` training steps of the `sasrec` stage's loop (params.yaml's loss, the full
   softmax over the catalogue by default; samples are target positions) and its
   full-ranking evaluation of `--users` test users; `sasrec_sampled`: the same with
-  `sasrec.loss: sampled`; `sasrec_sparse`: sampled with `sasrec.item_updates: sparse`. Issue 22's targets: `ingest` of 10^7 interactions in <= 5
-  minutes, the samples in <= 2 minutes and <= 4 GB, samples/s at 200,000 items within 20 %
-  of the default catalogue's.
+  `sasrec.loss: sampled`; `sasrec_sparse`: sampled with `sasrec.item_updates: sparse`.
+  Issue 22's targets: `ingest` of 10^7 interactions in <= 5 minutes, the samples in <= 2
+  minutes and <= 4 GB, samples/s at 200,000 items within 20 % of the default catalogue's.
 
 Every stage runs as its own process (`python -m pipeline.stages.<stage>`) in a folder of its
 own under --work with params.yaml's settings and that folder's paths; its peak resident memory
@@ -261,8 +261,9 @@ def decode_users(n_users: int) -> dict:
 def sasrec_steps(n_steps: int, n_users: int, overrides: dict[str, str] | None = None) -> dict:
     """The SASRec baseline on the ingested catalogue: samples/s (target positions) of
     `n_steps` training steps of the `sasrec` stage's loop (params.yaml's `sasrec` section
-    with `overrides`, e.g. {"sasrec.loss": "sampled"}; the first step not timed), and users/s of its full-ranking
-    test evaluation for a seeded sample of `n_users` users; one torch thread."""
+    with `overrides`, e.g. {"sasrec.loss": "sampled"}; the first step not timed), and users/s
+    of its full-ranking test evaluation for a seeded sample of `n_users` users; one torch
+    thread."""
     import torch
 
     from pipeline.baselines.sasrec import evaluate, optimizers, train_batch, training_rows
