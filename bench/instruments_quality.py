@@ -94,7 +94,7 @@ def summary(run: str, seeds: dict[str, dict]) -> dict:
             "epochs_run": [r["train"]["epochs_run"] for r in seeds.values()],
             # A run resumed across sessions: its stage's wall time covers the last session
             # only, so the epochs' training minutes (validation excluded) stand in for it.
-            "train_minutes": [max(r["train_minutes"], r["curve"][-1]["train_minutes"])
+            "train_minutes": [round(max(r["train_minutes"], r["curve"][-1]["train_minutes"]), 1)
                               for r in seeds.values()],
             "commit": sorted({r["commit"] for r in seeds.values()})}
 
