@@ -13,9 +13,11 @@ Families:
   (params.yaml's settings, `rqkmeans` on that one modality) and `resolve`; the rows add the
   raw collision rate (resolve's work grows with the colliding items).
 - `shop`: the synthetic default shop at SIZE times its items and users (2,000 x 5,000 at 1),
-  images at 16 px from 10 on (rendering dominates otherwise; the stages after ingest do not
-  read them here), then the real `synthetic` and `ingest` stages, and `samples`: building the
-  training samples of every training sequence as the `train` stage does (`training_samples`).
+  images at 16 px from 10 on (rendering dominates otherwise), then the real `synthetic` and
+  `ingest` stages, and `samples`: building the training samples of every training sequence
+  as the `train` stage does (`training_samples`). `image_features` (the real stage,
+  params.yaml's encoder; it resizes every image to its input size, so 16 px files cost what
+  full-size ones do but for the decoding) is asked for by name: at 100 it is hours of CPU.
 - `reviews`: SIZE reviews in the Amazon 2018 format (`<name>.json.gz`, one JSON object a line
   with the fields of a real review: reviewer, asin, time, rating, a 20-word review text and
   a summary — real texts are often longer, and parsing grows with the line;
@@ -41,8 +43,10 @@ Families:
 Every stage runs as its own process (`python -m pipeline.stages.<stage>`) in a folder of its
 own under --work with params.yaml's settings and that folder's paths; its peak resident memory
 is the process's `ru_maxrss` (os.wait4). Rows go to bench/results/scale.json, one per (family,
-stage, size): stage, items, users, interactions, seconds, peak_rss_mb, commit. A (family,
-stage, size) already there is measured again only with --again.
+stage, size): stage, items, users, interactions, seconds, cpu_seconds (the process's user +
+system time: other jobs on the cores inflate the wall seconds, not these), peak_rss_mb,
+commit, load_1min. A (family, stage, size) already there is measured again only with --again.
+Slopes and plots use CPU seconds where every row of the stage has them.
 """
 from __future__ import annotations
 
@@ -66,6 +70,7 @@ OUT = ROOT / "bench" / "results" / "scale.json"
 STAGES = {"quantize": ["quantize", "resolve"], "shop": ["synthetic", "ingest", "samples"],
           "reviews": ["ingest", "samples", "text_features", "steps", "decode", "sasrec_steps",
                       "sasrec_sampled", "sasrec_sparse"]}
+OPTIONAL = {"shop": ["image_features"]}     # run only when --stages names them
 TRAINING = ("steps", "sasrec_steps", "sasrec_sampled", "sasrec_sparse")
 CHILDREN = (*TRAINING, "decode")      # timed in a child of this script
 PATHS = ("synthetic", "ingest", "features", "sasrec", "codes", "model", "image_cache",
@@ -136,10 +141,11 @@ def random_reviews(folder: Path, n: int, seed: int = 0) -> None:
                                  "description": [], "imageURLHighRes": []}) + "\n")
 
 
-def measure(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, the output's tail) of one process; raises if it fails. A
-    child's ru_maxrss starts at its parent's RSS when it forks, so this process must stay
-    small: the big arrays (random features) are made in a child of their own."""
+def measure(command: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """(seconds, CPU seconds, peak RSS in MB, the output's tail) of one process; raises if it
+    fails. CPU seconds (user + system) do not grow when other jobs share the cores, wall
+    seconds do. A child's ru_maxrss starts at its parent's RSS when it forks, so this process
+    must stay small: the big arrays (random features) are made in a child of their own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -149,7 +155,7 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float, str]:
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"{' '.join(command)} failed in {cwd}:\n{output[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, output[-300:]
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output[-300:]
 
 
 def samples_command() -> list[str]:
@@ -326,6 +332,16 @@ def sizes_of(folder: Path, family: str, stage: str, size: int) -> dict:
     return out
 
 
+def prepare(folder: Path, family: str, stage: str) -> None:
+    """Run, unmeasured, the shop's `synthetic` and `ingest` when a later stage needs their
+    outputs and the folder lacks them (its rows were measured in a folder since deleted)."""
+    if family != "shop" or stage in ("synthetic", "ingest"):
+        return
+    for upstream, out in (("synthetic", "synthetic"), ("ingest", "ingest/items.parquet")):
+        if not (folder / "data" / out).exists():
+            measure([sys.executable, "-m", f"pipeline.stages.{upstream}"], folder)
+
+
 def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim: int,
                results: list[dict], again: bool, out: Path, commit: str, steps: int,
                users: int) -> None:
@@ -345,14 +361,16 @@ def run_family(family: str, sizes: list[int], stages: list[str], work: Path, dim
             done = [r for r in results if (r["family"], r["stage"], r["size"]) == (family, stage, size)]
             if done and not again:
                 continue
+            prepare(folder, family, stage)
             command = (samples_command() if stage == "samples" else
                        [sys.executable, __file__, "--child", stage, "--steps", str(steps),
                         "--users", str(users)] if stage in CHILDREN
                        else [sys.executable, "-m", f"pipeline.stages.{stage}"])
-            seconds, rss, tail = measure(command, folder)
+            seconds, cpu, rss, tail = measure(command, folder)
             row = {"family": family, "stage": stage, "size": size,
                    **sizes_of(folder, family, stage, size), "seconds": round(seconds, 2),
-                   "peak_rss_mb": round(rss, 1), "commit": commit}
+                   "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1),
+                   "commit": commit, "load_1min": round(os.getloadavg()[0], 2)}
             if family == "quantize":
                 metrics = json.loads((folder / "data" / "metrics" / "quantize.json").read_text())
                 row["collision_rate"] = metrics["text/collision_rate"]
@@ -383,19 +401,27 @@ def unit_cost(row: dict) -> tuple[str, float] | None:
     return None
 
 
+def time_key(rows: list[dict]) -> str:
+    """CPU seconds where every row of the stage has them (rows from before they were
+    recorded have wall seconds only)."""
+    return "cpu_seconds" if all("cpu_seconds" in r for r in rows) else "seconds"
+
+
 def x_key(family: str, stage: str) -> str:
-    return ("items" if family == "quantize" or stage in ("synthetic", "text_features", *CHILDREN)
+    return ("items" if family == "quantize"
+            or stage in ("synthetic", "text_features", "image_features", *CHILDREN)
             else "interactions")
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| family | stage | size | items | users | interactions | seconds | peak RSS MB |",
-             "|---" * 8 + "|"]
+    lines = ["| family | stage | size | items | users | interactions | seconds | CPU seconds "
+             "| peak RSS MB |", "|---" * 9 + "|"]
     groups: dict[tuple, list] = {}
     for r in sorted(results, key=lambda r: (r["family"], r["stage"], r["size"])):
         groups.setdefault((r["family"], r["stage"]), []).append(r)
         lines.append(f"| {r['family']} | {r['stage']} | {r['size']} | {r['items']} | "
-                     f"{r['users']} | {r['interactions']} | {r['seconds']} | {r['peak_rss_mb']} |"
+                     f"{r['users']} | {r['interactions']} | {r['seconds']} | {r.get('cpu_seconds', '–')} | "
+                     f"{r['peak_rss_mb']} |"
                      + (f" {r['samples_per_s']} samples/s ({r['samples_per_cpu_s']} a CPU "
                         "second)" if "samples_per_s" in r else "")
                      + (f" {r['users_per_s']} users/s ({r['users_per_cpu_s']} a CPU second)"
@@ -407,10 +433,12 @@ def table(results: list[dict]) -> str:
         cost = unit_cost(rows[0])
         if cost:         # a timed loop: its cost per unit, not the process's seconds
             rows = [r | {"unit_ms": unit_cost(r)[1]} for r in rows]
-        t = slope(rows, "unit_ms" if cost else "seconds", x)
+        seconds = time_key(rows)
+        t = slope(rows, "unit_ms" if cost else seconds, x)
         m = slope(rows, "peak_rss_mb", x)
         fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"| {family} | {stage} | {fmt(t)}{f' ({cost[0]})' if cost else ''} | "
+        what = cost[0] if cost else "CPU seconds" if seconds == "cpu_seconds" else None
+        lines.append(f"| {family} | {stage} | {fmt(t)}{f' ({what})' if what else ''} | "
                      f"{fmt(m)} | {x} (two largest sizes) |")
     return "\n".join(lines)
 
@@ -432,7 +460,7 @@ def plot(results: list[dict], folder: Path) -> None:
         if cost:
             rows = [r | {cost[0]: unit_cost(r)[1]} for r in rows]
         fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
-        for key, colour in ((cost[0] if cost else "seconds", "C0"), ("peak_rss_mb", "C1")):
+        for key, colour in ((cost[0] if cost else time_key(rows), "C0"), ("peak_rss_mb", "C1")):
             s = slope(rows, key, x)
             ax.loglog([r[x] for r in rows], [r[key] for r in rows], "o-", color=colour,
                       label=f"{key} (slope {s:.2f})" if s is not None else key)
@@ -495,6 +523,9 @@ def main() -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()
     stages = args.stages.split(",") if args.stages else STAGES[args.family]
+    known = STAGES[args.family] + OPTIONAL.get(args.family, [])
+    if unknown := [s for s in stages if s not in known]:
+        parser.error(f"--stages: {unknown} not in the {args.family} family ({', '.join(known)})")
     out.parent.mkdir(parents=True, exist_ok=True)
     run_family(args.family, [int(s) for s in args.sizes.split(",")], stages, Path(args.work),
                args.dim, results, args.again, out, commit, args.steps, args.users)
