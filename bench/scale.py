@@ -420,8 +420,8 @@ def table(results: list[dict]) -> str:
     for r in sorted(results, key=lambda r: (r["family"], r["stage"], r["size"])):
         groups.setdefault((r["family"], r["stage"]), []).append(r)
         lines.append(f"| {r['family']} | {r['stage']} | {r['size']} | {r['items']} | "
-                     f"{r['users']} | {r['interactions']} | {r['seconds']} | {r.get('cpu_seconds', '–')} | "
-                     f"{r['peak_rss_mb']} |"
+                     f"{r['users']} | {r['interactions']} | {r['seconds']} | "
+                     f"{r.get('cpu_seconds', '–')} | {r['peak_rss_mb']} |"
                      + (f" {r['samples_per_s']} samples/s ({r['samples_per_cpu_s']} a CPU "
                         "second)" if "samples_per_s" in r else "")
                      + (f" {r['users_per_s']} users/s ({r['users_per_cpu_s']} a CPU second)"
