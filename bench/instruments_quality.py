@@ -121,33 +121,55 @@ def _short(run: str) -> str:
     return run
 
 
+def _method(run: str) -> str:
+    """The curve a run belongs to: its method, `tiger` split by the modality it reads."""
+    method = run.split(":")[0]
+    for modality in ("text", "image"):
+        if f"tiger_modality={modality}" in run:
+            return f"{method} ({modality} IDs)"
+    return method
+
+
 def plot(results: dict, path: Path, dataset: str) -> None:
-    """Validation HR@10 (all users) against training minutes, one line per run and seed;
-    the run's test HR@10 at its kept epoch as a dot; papers and our SASRec as lines."""
+    """Validation HR@10 (all users) against training minutes, one colour per method: its
+    best run (highest mean test HR@10) drawn bold, one line per seed, the method's other
+    recipes faint; each run's test HR@10 at its kept epoch as a dot; papers and our SASRec
+    as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    methods: dict[str, list[str]] = {}
+    for run in results["runs"]:
+        methods.setdefault(_method(run), []).append(run)
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=100)
-    for i, (run, row) in enumerate(results["runs"].items()):
+    for i, (method, runs) in enumerate(sorted(methods.items())):
         colour = f"C{i % 10}"
-        for seed, r in row["per_seed"].items():
-            minutes = [e["train_minutes"] for e in r["curve"]]
-            ax.plot(minutes, [e["valid/hr_10"] for e in r["curve"]], color=colour, alpha=0.6,
-                    marker="." if len(minutes) == 1 else None,
-                    label=_short(run) if seed == min(row["per_seed"]) else None)
-            best = r["train"]["best_epoch"] - 1
-            ax.scatter([minutes[best]], [r["test"]["test/hr_10"]], color=colour, zorder=3)
+        best = max(runs, key=lambda r: summary(r, results["runs"][r]["per_seed"])["hr_10"])
+        for run in runs:
+            for seed, r in results["runs"][run]["per_seed"].items():
+                minutes = [e["train_minutes"] for e in r["curve"]]
+                recipe = _short(run).split(":", 1)[-1].removeprefix("image:").removeprefix("text:")
+                label = (f"{method}: {recipe}"
+                         if run == best and seed == min(results["runs"][run]["per_seed"])
+                         else None)
+                ax.plot(minutes, [e["valid/hr_10"] for e in r["curve"]], color=colour,
+                        alpha=0.9 if run == best else 0.25, linewidth=2 if run == best else 1,
+                        marker="." if len(minutes) == 1 else None, label=label)
+                kept = r["train"]["best_epoch"] - 1
+                ax.scatter([minutes[kept]], [r["test"]["test/hr_10"]], color=colour, zorder=3,
+                           alpha=1.0 if run == best else 0.35, s=30 if run == best else 12)
     sasrec = np.mean([r["summary"]["sasrec_hr_10"] for r in results["runs"].values()])
     ax.axhline(sasrec, color="k", linestyle="--", label=f"our SASRec, test {sasrec:.4f}")
-    styles = ("-.", ":", (0, (5, 2)), (0, (1, 3)))
+    styles = ("-.", ":", (0, (5, 2)), (0, (3, 1, 1, 1)))
     for style, (name, values) in zip(styles, PAPER.items() if dataset == "instruments" else ()):
-        ax.axhline(values[2], color="grey", linestyle=style,
+        ax.axhline(values[2], color="dimgrey", linestyle=style,
                    label=f"{name} paper, test {values[2]:.4f}")
     ax.set_xlabel("training minutes (validation excluded)")
-    ax.set_ylabel("HR@10 (lines: validation, dots: test)")
-    ax.set_title(f"{dataset}, history not masked")
+    ax.set_ylabel("HR@10 (lines: validation, dots: test at the kept epoch)")
+    ax.set_title(f"{dataset}, history not masked; bold: each method's best recipe, "
+                 "faint: its other recipes")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
