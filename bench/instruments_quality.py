@@ -114,11 +114,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _short(run: str) -> str:
-    """A run's name without the recipe keys every run of the study shares."""
-    for common in (":batch_size=64", ":lr=0.002", "tiger_modality=", "model."):
-        run = run.replace(common, "")
-    return run
+def _recipe(run: str) -> str:
+    """A run's keys without its method, `tiger`'s modality (`_method` names both) and the
+    keys every run of the study shares."""
+    keys = run.split(":")[1:]
+    shared = ("batch_size=64", "lr=0.002", "tiger_modality=text", "tiger_modality=image")
+    return ":".join(k.removeprefix("model.") for k in keys if k not in shared)
 
 
 def _method(run: str) -> str:
@@ -148,11 +149,10 @@ def plot(results: dict, path: Path, dataset: str) -> None:
         colour = f"C{i % 10}"
         best = max(runs, key=lambda r: summary(r, results["runs"][r]["per_seed"])["hr_10"])
         for run in runs:
-            for seed, r in results["runs"][run]["per_seed"].items():
+            seeds = results["runs"][run]["per_seed"]
+            for seed, r in seeds.items():
                 minutes = [e["train_minutes"] for e in r["curve"]]
-                recipe = _short(run).split(":", 1)[-1].removeprefix("image:").removeprefix("text:")
-                label = (f"{method}: {recipe}"
-                         if run == best and seed == min(results["runs"][run]["per_seed"])
+                label = (f"{method}: {_recipe(run)}" if run == best and seed == min(seeds)
                          else None)
                 ax.plot(minutes, [e["valid/hr_10"] for e in r["curve"]], color=colour,
                         alpha=0.9 if run == best else 0.25, linewidth=2 if run == best else 1,
