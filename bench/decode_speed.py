@@ -63,7 +63,7 @@ def main() -> int:
     batches = list(samples.history.split(args.batch))   # batch 0 is the warm-up
     t = cat.decode_tasks[0]
     table = prefix_table(cat, t.target)
-    ours_s, ours = timed(lambda h: decode(loaded.model, cat, h, t, args.beam, "full", device),
+    ours_s, ours = timed(lambda h: decode(loaded.model, cat, h, t, args.beam, "full"),
                          batches)
     hf_s, hf = timed(lambda h: hf_decode(loaded.model, cat, h, t, args.beam, device, table),
                      batches)

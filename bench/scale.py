@@ -254,7 +254,7 @@ def decode_users(n_users: int) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(params.seed)
     model = GenRec(model_config(cfg, catalog))
-    args = (ev.beam, normalization(cfg), ev.fusion, ev.top_k, torch.device("cpu"), ev.batch_size)
+    args = (ev.beam, normalization(cfg), ev.fusion, ev.top_k, ev.batch_size)
     recommend_users(model, catalog, samples.history[:ev.batch_size], *args)      # warm-up
     start, cpu = time.perf_counter(), time.process_time()
     recommend_users(model, catalog, samples.history[ev.batch_size:], *args)

@@ -102,7 +102,13 @@ SLOW = ("stages", "e2e", "test_flows.py")     # whole stages, DVC, Prefect, MLfl
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`-m "not slow"` leaves the unit tests: every test that runs a whole stage or an
-    external tool is marked slow here, by where it lives."""
+    external tool is marked slow here, by where it lives. Tests marked `cuda` skip when
+    torch sees no GPU."""
+    import torch
+
+    no_gpu = pytest.mark.skip(reason="torch sees no CUDA GPU")
     for item in items:
         if Path(item.path).relative_to(ROOT / "tests").parts[0] in SLOW:
             item.add_marker(pytest.mark.slow)
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, Precision, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
 from pipeline.config.schema import (
@@ -36,7 +36,7 @@ __all__ = [
     "CheckpointChoice", "ConfigError", "ContrastGrad", "ContrastReduction", "DType",
     "DatasetParams", "Device", "EvaluateParams", "Fusion", "GenRecParams", "ImageEncoderName",
     "ImageFeaturesParams", "IngestParams", "ItemUpdates", "MACRecQuantParams", "MissingMetadata", "Modality",
-    "Params", "PathsParams", "Pooling", "Positives", "QuantizeMethod", "QuantizeParams",
+    "Params", "PathsParams", "Pooling", "Positives", "Precision", "QuantizeMethod", "QuantizeParams",
     "RQDINOParams", "RQVAEParams", "Range", "ResolveParams", "ResolveStrategy", "Resume",
     "SASRecLoss", "SASRecParams", "Schedule", "Source", "SyntheticParams", "TaskName", "TextField",
     "TextFeaturesParams", "TrainMethod", "TrainParams", "load_params", "params_from_dict",

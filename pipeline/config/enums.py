@@ -50,6 +50,11 @@ class DType(enum.StrEnum):
     FLOAT16 = "float16"
 
 
+class Precision(enum.StrEnum):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
 class ImageEncoderName(enum.StrEnum):
     EFFICIENTNET_LITE0 = "efficientnet_lite0"
     OPEN_CLIP = "open_clip"

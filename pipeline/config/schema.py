@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from pipeline.config.enums import (
-    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
+    CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, Precision, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
-from pipeline.config.loader import (
-    Count, Fraction, NonNegative, NonNegativeFloat, Positive, Range, require,
-)
+from pipeline.config.loader import Count, Fraction, NonNegative, NonNegativeFloat, Positive, Range, require
 
 
 @dataclass(frozen=True)
@@ -249,7 +247,9 @@ class TrainParams:
     beam: Count
     fusion: Fusion
     device: Device
+    precision: Precision
     compile: bool
+    deterministic: bool
     resume: Resume
 
     def __post_init__(self) -> None:

@@ -5,12 +5,24 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float,
+             keep: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: row i of a (B, D) and row i of b (B, D) are the positive pair,
-    every other row of the other side a negative. Vectors are L2-normalised here."""
+    every other row of the other side a negative. Vectors are L2-normalised here. `keep`
+    (B,) bool, when given, leaves the other rows out entirely (as anchors and as negatives)
+    without changing any shape; with fewer than one kept row the result is NaN-free 0."""
     logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
     target = torch.arange(len(a), device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    if keep is None:
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    weight = keep.float() / keep.sum().clamp(min=1)
+
+    def side(x: torch.Tensor) -> torch.Tensor:
+        # Dropped columns get -inf; dropped rows become all-zero (finite, so no NaN reaches
+        # the gradient through the masked-out rows) and weigh 0.
+        x = torch.where(keep[:, None], x.masked_fill(~keep[None, :], -torch.inf), 0.0)
+        return ((torch.logsumexp(x, dim=1) - x.diagonal()) * weight).sum()
+    return 0.5 * (side(logits) + side(logits.T))
 
 
 def pseudo_label_nce(x: torch.Tensor, labels: torch.Tensor, tau: float) -> torch.Tensor:

@@ -29,7 +29,16 @@ class Trie(NamedTuple):
                     [t.to(device) for t in self.target], self.item_nodes.to(device), self.sizes)
 
     def allowed(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
-        """(R, K_l) bool: the codes that continue each of the (R,) nodes of `level`."""
+        """(R, K_l) bool: the codes that continue each of the (R,) nodes of `level`. On the
+        CPU by walking the nodes' edges (work in proportion to the edges); on an accelerator
+        by `allowed_lookup`, whose shapes are known before it runs, so that the device is
+        never waited for (the edge walk must read its edge count back first)."""
+        if nodes.device.type == "cpu":
+            return self.allowed_edges(level, nodes)
+        return self.allowed_lookup(level, nodes)
+
+    def allowed_edges(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """`allowed` by walking each node's edges."""
         k, ptr = self.sizes[level], self.ptr[level]
         start = ptr[nodes]
         counts = ptr[nodes + 1] - start
@@ -39,6 +48,15 @@ class Trie(NamedTuple):
         mask = torch.zeros(len(nodes), k, dtype=torch.bool, device=nodes.device)
         mask[rows, self.keys[level][edge] % k] = True
         return mask
+
+    def allowed_lookup(self, level: int, nodes: torch.Tensor) -> torch.Tensor:
+        """`allowed` by looking every (node, code) pair up in the level's sorted keys:
+        R x K_l binary searches, fixed shapes, no host synchronisation."""
+        k = self.sizes[level]
+        keys = self.keys[level]
+        query = nodes[:, None] * k + torch.arange(k, device=nodes.device)
+        pos = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
+        return keys[pos] == query
 
     def child(self, level: int, nodes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """(R,) int64: the node that `codes` lead to from `nodes` at `level` (at the last level,

@@ -26,18 +26,30 @@ def implicit_alignment(model: GenRec, catalog: Catalog, items: torch.Tensor, tau
                        device: torch.device) -> torch.Tensor:
     """MACRec §3.3 implicit alignment: symmetric InfoNCE between the mean-pooled encoder
     states of each item's text IDs and of its image IDs; row i of both sides is item i
-    (the public code pairs rows wrongly)."""
-    items = items.unique()
-    items = items[catalog.has_codes("text", items) & catalog.has_codes("image", items)]
-    if len(items) < 2:
-        return torch.zeros((), device=device)
+    (the public code pairs rows wrongly). Each distinct batch item that has both kinds of
+    codes counts once; 0 when fewer than two do.
+
+    Fixed shapes, so a GPU step never waits for it: every batch row is encoded, and rows
+    that repeat an earlier item or lack a modality's codes are masked out of the loss."""
+    keep = _first_occurrence(items) & catalog.has_codes("text", items) \
+        & catalog.has_codes("image", items)
     pooled = []
     for modality in ("text", "image"):
-        tokens = catalog.tables[modality][items].to(device)              # (B, L) ID tokens
+        tokens = catalog.tables[modality][items]                           # (B, L) ID tokens
         zeros = torch.zeros_like(tokens)
         states = model.encode(Batch(tokens, torch.ones_like(tokens, dtype=torch.bool), zeros, zeros))
         pooled.append(states.mean(dim=1))
-    return info_nce(pooled[0], pooled[1], tau)
+    loss = info_nce(pooled[0], pooled[1], tau, keep)
+    return torch.where(keep.sum() >= 2, loss, torch.zeros((), device=loss.device))
+
+
+def _first_occurrence(items: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: whether each entry of items (B,) is the first of its value."""
+    order = torch.argsort(items, stable=True)
+    ranked = items[order]
+    first = torch.ones_like(ranked, dtype=torch.bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    return torch.empty_like(first).scatter_(0, order, first)
 
 
 IMPLICIT = ExtraLoss(

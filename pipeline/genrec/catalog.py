@@ -32,6 +32,19 @@ class Catalog(NamedTuple):
         """(N,) bool: which of the items (N,) have semantic IDs of `modality`."""
         return (self.tables[modality][items] != 0).all(dim=1)
 
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tables.values())).device
+
+    def to(self, device: torch.device) -> Catalog:
+        """The catalogue with every tensor (token tables, tries, row maps) on `device`: placed
+        once, so that nothing a training step or a decoder reads crosses to the device."""
+        def move(d: dict) -> dict:
+            return {m: v.to(device) for m, v in d.items()}
+        return self._replace(tables=move(self.tables), tries=move(self.tries),
+                             item_of_row=move(self.item_of_row),
+                             row_of_item=move(self.row_of_item))
+
 
 def read_final_codes(codes_dir: Path, cfg: TrainParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """modality -> (item ids, codes) of the `resolve` stage, for the modalities the method uses."""

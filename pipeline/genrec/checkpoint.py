@@ -42,7 +42,8 @@ class Loaded(NamedTuple):
 
 
 def load_model(folder: str | Path, device: torch.device) -> Loaded:
-    """Rebuild the trained recommender from its folder alone."""
+    """Rebuild the trained recommender from its folder alone, model and catalogue on
+    `device` (a model trained on a GPU loads on a CPU-only machine too)."""
     tensors, meta = load_weights(Path(folder), "model", FORMAT, RERUN)
     cfg = section_from_dict(TrainParams, meta["train"], "train")
     model = GenRec(GenRecConfig(**meta["config"]))
@@ -50,4 +51,4 @@ def load_model(folder: str | Path, device: torch.device) -> Loaded:
     stored = {m: prefixed(tensors, f"codes.{m}") for m in meta["modalities"]}
     codes = {m: (t["items"].numpy(), t["codes"].numpy()) for m, t in stored.items()}
     catalog = build_catalog(codes, meta["n_items"], cfg)
-    return Loaded(model.to(device).eval(), catalog, cfg)
+    return Loaded(model.to(device).eval(), catalog.to(device), cfg)

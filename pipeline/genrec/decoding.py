@@ -9,49 +9,24 @@ from pipeline.config import TrainParams
 from pipeline.core.beam import beam_search
 from pipeline.core.metrics import ranking_metrics
 from pipeline.genrec.catalog import Catalog
-from pipeline.genrec.tasks import Samples, Task, encode_history
+from pipeline.genrec.tasks import Samples, Task, encode_history, history_lengths
 from pipeline.models.genrec import GenRec
 from pipeline.runtime.progress import bar
 
 
-ENCODE_CHUNK = 16   # users per encoder call when decoding: similar history lengths, little padding
-
-
-def encode_by_length(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task,
-                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder states (B, S, D) and mask (B, S) of histories (B, H) for task `t`, computed in
-    chunks of users with similar history lengths so that each chunk carries little padding
-    (the encoder costs what its padded batch costs). The prompt is the last token and real
-    tokens never see the padding, so each row equals what one padded batch would give."""
-    length = (history != catalog.n_items).sum(dim=1)
-    order = torch.argsort(length, stable=True)
-    chunks = []
-    for rows in order.split(ENCODE_CHUNK):
-        batch = encode_history(history[rows], t, catalog.tables, catalog.vocab.prompts[t.name],
-                               catalog.n_items)
-        batch = type(batch)(*(x.to(device) for x in batch))
-        chunks.append((rows, model.encode(batch), batch.mask))
-    width = max(states.shape[1] for _, states, _ in chunks)
-    states = torch.zeros(len(history), width, chunks[0][1].shape[2], device=device)
-    mask = torch.zeros(len(history), width, dtype=torch.bool, device=device)
-    for rows, chunk_states, chunk_mask in chunks:           # right-aligned: padding is on the left
-        rows = rows.to(device)
-        states[rows, width - chunk_states.shape[1]:] = chunk_states
-        mask[rows, width - chunk_mask.shape[1]:] = chunk_mask
-    return states, mask
-
-
 @torch.no_grad()
 def decode(model: GenRec, catalog: Catalog, history: torch.Tensor, t: Task, beam: int,
-           normalize: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+           normalize: str, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-`beam` (item ids (B, W), log-probabilities (B, W)) of task `t` for histories
-    (B, H); -1 / -inf where fewer than W items exist."""
-    states, mask = encode_by_length(model, catalog, history, t, device)
+    (B, H) on the catalogue's device, whose longest holds `width` items (None: found by
+    looking); -1 / -inf where fewer than W items exist."""
+    batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name],
+                           catalog.n_items, width=width)
     trie = catalog.tries[t.target]
-    out = beam_search(model.decode_step, model.reorder, model.start_decoding(states, mask),
-                      len(history), trie, list(catalog.vocab.offsets[t.target]), beam,
-                      normalize=normalize)
-    items = catalog.item_of_row[t.target].to(device)[out.items.clamp(min=0)]
+    out = beam_search(model.decode_step, model.reorder,
+                      model.start_decoding(model.encode(batch), batch.mask), len(history),
+                      trie, list(catalog.vocab.offsets[t.target]), beam, normalize=normalize)
+    items = catalog.item_of_row[t.target][out.items.clamp(min=0)]
     return torch.where(out.items >= 0, items, -1), out.scores
 
 
@@ -97,9 +72,10 @@ def fuse(results: list[tuple[torch.Tensor, torch.Tensor]], n_items: int, rule: s
 
 
 def recommend_batch(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
-                    normalize: str, fusion: str, k: int, device: torch.device):
-    """Fused top-k (items (B, k), scores (B, k)) of the method's decoded tasks."""
-    results = [decode(model, catalog, history, t, beam, normalize, device)
+                    normalize: str, fusion: str, k: int, width: int | None = None):
+    """Fused top-k (items (B, k), scores (B, k)) of the method's decoded tasks, for
+    histories (B, H) on the catalogue's device."""
+    results = [decode(model, catalog, history, t, beam, normalize, width)
                for t in catalog.decode_tasks]
     return fuse(results, catalog.n_items, fusion, k)
 
@@ -111,28 +87,41 @@ def normalization(cfg: TrainParams) -> str:
 
 @torch.no_grad()
 def recommend_users(model: GenRec, catalog: Catalog, history: torch.Tensor, beam: int,
-                    normalize: str, fusion: str, k: int, device: torch.device,
-                    batch_size: int = 128, progress: str | None = None):
-    """Fused top-k (items (U, k), scores (U, k)) on the CPU of histories (U, H), decoded in
-    batches of `batch_size` users with the model in eval mode; -1 / -inf fill the lists
-    past the catalogue's end. `progress` names a progress bar (none when None)."""
+                    normalize: str, fusion: str, k: int, batch_size: int = 128,
+                    progress: str | None = None):
+    """Fused top-k (items (U, k), scores (U, k)) on the CPU of histories (U, H) (on the
+    host), decoded with the model in eval mode on the catalogue's device (the model's).
+
+    Users are decoded in batches of `batch_size` in order of history length, so a batch
+    pads little (the encoder costs what its padded batch costs; a row's output does not
+    depend on its batch, see `encode_history`); the histories cross to the device once and
+    the lists come back once. -1 / -inf fill the lists past the catalogue's end. `progress`
+    names a progress bar (none when None)."""
     model.eval()
+    lengths = history_lengths(history, catalog.n_items)
+    order = torch.argsort(lengths, stable=True)
+    ends = lengths[order]
+    on_device = history[order].to(catalog.device)
     tops, scores = [], []
     for start in bar(range(0, len(history), batch_size), desc=progress, unit="batch",
                      enabled=bool(progress), leave=False):
-        top, score = recommend_batch(model, catalog, history[start:start + batch_size], beam,
-                                     normalize, fusion, k, device)
+        stop = min(start + batch_size, len(history))
+        top, score = recommend_batch(model, catalog, on_device[start:stop], beam, normalize,
+                                     fusion, k, int(ends[stop - 1]))
         missing = k - top.shape[1]              # a catalogue smaller than k
-        tops.append(torch.nn.functional.pad(top.cpu(), (0, missing), value=-1))
-        scores.append(torch.nn.functional.pad(score.cpu(), (0, missing), value=-torch.inf))
-    return torch.cat(tops), torch.cat(scores)
+        tops.append(torch.nn.functional.pad(top, (0, missing), value=-1))
+        scores.append(torch.nn.functional.pad(score, (0, missing), value=-torch.inf))
+    top, score = torch.cat(tops).cpu(), torch.cat(scores).cpu()
+    back = torch.empty_like(order)
+    back[order] = torch.arange(len(order))
+    return top[back], score[back]
 
 
 def evaluate_users(model: GenRec, catalog: Catalog, samples: Samples, cfg: TrainParams,
-                   device: torch.device, prefix: str, batch_size: int = 128):
+                   prefix: str, batch_size: int = 128):
     """HR@{1,5,10}, NDCG@{5,10} of fused top-10 lists, and the (U, 10) lists themselves."""
     top, _ = recommend_users(model, catalog, samples.history, cfg.beam, normalization(cfg),
-                             cfg.fusion, 10, device, batch_size)
+                             cfg.fusion, 10, batch_size)
     return ranking_metrics(topk_ranks(top, samples.target), prefix), top
 
 

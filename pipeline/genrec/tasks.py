@@ -104,32 +104,47 @@ def item_samples(items: np.ndarray) -> Samples:
 
 
 def encode_history(history: torch.Tensor, t: Task, tables: dict[str, torch.Tensor],
-                   prompt: int, n_items: int, drop: torch.Tensor | None = None) -> Batch:
+                   prompt: int, n_items: int, drop: torch.Tensor | None = None,
+                   width: int | None = None) -> Batch:
     """Encoder inputs of a batch of histories (B, H) for task `t`: the history items' codes
-    in the task's modality order, oldest first, then the task's prompt token.
+    in the task's modality order, oldest first, then the task's prompt token. Built on the
+    device of `history` (the tables must be there too).
 
-    Columns holding only the sentinel are trimmed (dynamic padding). `drop` (B, n_sources)
-    bool hides whole modalities of the history (training-time modality masking); tokens of
-    codes an item lacks are PAD and masked too.
+    Only the last `width` history columns are kept (dynamic padding): the caller knows the
+    batch's longest history from lengths it holds on the host, so the shape is set without
+    reading the device. None trims the columns holding only the sentinel by looking (a
+    host synchronisation: for tests and one-off calls, not for a training step). `drop`
+    (B, n_sources) bool hides whole modalities of the history (training-time modality
+    masking); tokens of codes an item lacks are PAD and masked too.
     """
-    live = (history != n_items).any(dim=0)
-    first = int(live.nonzero()[0]) if live.any() else history.shape[1] - 1
-    history = history[:, first:]
+    if width is None:
+        live = (history != n_items).any(dim=0)
+        width = history.shape[1] - int(live.nonzero()[0]) if live.any() else 1
+    history = history[:, history.shape[1] - max(1, min(width, history.shape[1])):]
+    device = history.device
     b, h = history.shape
     parts = [tables[m][history] for m in t.sources]                 # each (B, H, L_m)
     flat = torch.cat(parts, dim=2)                                   # (B, H, T)
-    width = flat.shape[2]
+    span = flat.shape[2]
     visible = flat != PAD
     if drop is not None:
-        owner = torch.cat([torch.full((p.shape[2],), i) for i, p in enumerate(parts)])
-        visible &= ~drop[:, None, owner.to(drop.device)]
+        owner = torch.cat([torch.full((p.shape[2],), i, device=device)
+                           for i, p in enumerate(parts)])
+        visible &= ~drop[:, None, owner]
     # The prompt goes last, after the right-aligned history: the relative positions between
     # real tokens (what T5's attention bias sees) then never depend on how far the batch is
     # padded, so a sample's output does not depend on the other samples in its batch.
-    tokens = torch.cat([flat.reshape(b, h * width), torch.full((b, 1), prompt)], dim=1)
-    mask = torch.cat([visible.reshape(b, h * width), torch.ones(b, 1, dtype=torch.bool)], dim=1)
-    recency = (h - torch.arange(h)).repeat_interleave(width)          # most recent item = 1
-    slot = torch.arange(1, width + 1).repeat(h)
-    zero = torch.zeros(1, dtype=torch.long)
+    tokens = torch.cat([flat.reshape(b, h * span),
+                        torch.full((b, 1), prompt, device=device)], dim=1)
+    mask = torch.cat([visible.reshape(b, h * span),
+                      torch.ones(b, 1, dtype=torch.bool, device=device)], dim=1)
+    recency = (h - torch.arange(h, device=device)).repeat_interleave(span)   # most recent = 1
+    slot = torch.arange(1, span + 1, device=device).repeat(h)
+    zero = torch.zeros(1, dtype=torch.long, device=device)
     return Batch(tokens, mask, torch.cat([recency, zero]).expand(b, -1),
                  torch.cat([slot, zero]).expand(b, -1))
+
+
+def history_lengths(history: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(S,) int64: real (non-sentinel) items of each left-padded history (S, H)."""
+    return (history != n_items).sum(dim=1)

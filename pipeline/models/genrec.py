@@ -107,9 +107,41 @@ class GenRec(nn.Module):
         encoder states (B, S, d_model)."""
         states = self.encode(batch)
         decoder_input = torch.cat([torch.full_like(labels[:, :1], PAD), labels[:, :-1]], dim=1)
-        out = self.t5(encoder_outputs=(states,), attention_mask=batch.mask,
-                      decoder_input_ids=decoder_input, use_cache=False)
-        return out.logits, states
+        return self.teacher_forced(decoder_input, states, batch.mask), states
+
+    def teacher_forced(self, tokens: torch.Tensor, states: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """Decoder logits (B, T, V) of the decoder inputs (B, T) over encoder states (B, S, D)
+        with mask (B, S): what HF's T5 decoder computes (tested against it), with the same
+        dropout sites, from its weights. HF's own forward builds its attention masks with a
+        data-dependent check (`mask.all()`) that makes every training step wait for a GPU;
+        here both biases are built from shapes alone."""
+        decoder = self.t5.decoder
+        p = decoder.dropout.p if self.training else 0.0
+        x = _dropout(decoder.embed_tokens(tokens), p)
+        b, t, _ = x.shape
+        s = states.shape[1]
+        lowest = torch.finfo(x.dtype).min
+        first = decoder.block[0].layer[0].SelfAttention
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        self_bias = first.compute_bias(t, t).to(x.dtype).masked_fill(~causal, lowest)
+        cross_bias = torch.zeros(b, 1, 1, s, dtype=x.dtype, device=x.device).masked_fill(
+            ~mask.bool()[:, None, None, :], lowest)
+        for block in decoder.block:
+            layer = block.layer[0]
+            x = x + _dropout(_attention(layer.SelfAttention, layer.layer_norm(x), None,
+                                        self_bias, p), p)
+            layer = block.layer[1]
+            x = x + _dropout(_attention(layer.EncDecAttention, layer.layer_norm(x), states,
+                                        cross_bias, p), p)
+            ff = block.layer[2]
+            dense = ff.DenseReluDense
+            h = _dropout(dense.act(dense.wi(ff.layer_norm(x))), p)
+            x = x + _dropout(dense.wo(h), p)
+        x = _dropout(decoder.final_layer_norm(x), p)
+        if self.t5.config.scale_decoder_outputs:
+            x = x * self.cfg.d_model ** -0.5
+        return self.t5.lm_head(x)
 
     def start_decoding(self, states: torch.Tensor, mask: torch.Tensor) -> DecoderState:
         """Decoder state of one row per user from encoder states (B, S, D) and mask (B, S):
@@ -200,6 +232,20 @@ def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((x.numel() + 3) // 4,))
     keep = words.view(torch.int16)[:x.numel()].view(x.shape) >= threshold - 32768
     return torch.where(keep, x * (65536 / (65536 - threshold)), 0.0)
+
+
+def _attention(attn: nn.Module, h: torch.Tensor, memory: torch.Tensor | None,
+               bias: torch.Tensor, p: float) -> torch.Tensor:
+    """One T5 attention module over h (B, T, D): self-attention when `memory` is None, else
+    attention to memory (B, S, D); returns the output projection (B, T, D)."""
+    b, t, _ = h.shape
+    src = h if memory is None else memory
+
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.view(b, -1, attn.n_heads, attn.key_value_proj_dim).transpose(1, 2)
+    q, k, v = heads(attn.q(h)), heads(attn.k(src)), heads(attn.v(src))
+    out = _attend(q, k.transpose(2, 3), v, bias, p)                       # (B, H, T, d)
+    return attn.o(out.transpose(1, 2).reshape(b, t, -1))
 
 
 def _attend(q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor,

@@ -8,9 +8,10 @@ import random
 import numpy as np
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python's `random`, numpy's global generator and torch (CPU and CUDA), and ask
-    torch for deterministic algorithms.
+    torch for deterministic algorithms (or, with `deterministic=False`, let it pick the
+    fastest kernels: the `train` stage's `train.deterministic`).
 
     The last matters on the CPU too: with more than one thread, the backward pass of an
     indexing lookup (an RQ-VAE's codebook rows, an embedding table) accumulates gradients in
@@ -26,4 +27,4 @@ def seed_everything(seed: int) -> None:
     import torch  # imported here: stages that never touch torch should not pay for it at import
 
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)

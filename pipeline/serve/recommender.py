@@ -77,10 +77,10 @@ class Recommender:
         cat, cfg = self.loaded.catalog, self.loaded.cfg
         samples = history_samples(ids, [0] * len(ids), cfg.max_history, cat.n_items)
         top, scores = recommend_users(self.loaded.model, cat, samples.history, self.beam,
-                                      normalization(cfg), self.fusion, k, self.device)
+                                      normalization(cfg), self.fusion, k)
         return [[Recommendation(int(i), self.original_ids[i], self.titles[i], float(s))
                  for i, s in zip(row.tolist(), row_scores.tolist()) if i >= 0]
-                for row, row_scores in zip(top.cpu(), scores.cpu())]
+                for row, row_scores in zip(top, scores)]
 
     def recommend(self, history: Sequence[int | str], k: int = 10,
                   original_ids: bool = False) -> list[Recommendation]:

@@ -51,7 +51,7 @@ def run(params: Params) -> dict:
     # candidates left.
     top, scores = recommend_users(loaded.model, loaded.catalog, samples.history, cfg.beam,
                                   normalization(loaded.cfg), cfg.fusion, cfg.beam,
-                                  device, cfg.batch_size, progress="evaluate")
+                                  cfg.batch_size, progress="evaluate")
     n_items = loaded.catalog.n_items
     target_t = torch.from_numpy(targets)
     metrics = ranking_metrics(topk_ranks(top[:, :10], target_t), "test")

@@ -30,7 +30,8 @@ from pipeline.runtime.stage import stage_main
 
 def run(params: Params) -> dict:
     cfg = params.train
-    seed_everything(params.seed)       # model init and dropout draw from torch's global RNG
+    # Model init and dropout draw from torch's global RNG.
+    seed_everything(params.seed, cfg.deterministic)
     world = distributed.start(resolve_device(cfg.device))
     try:
         return _run(params, world)

@@ -32,7 +32,7 @@ def test_fast_beam_equals_hf_generate_with_prefix_allowed_tokens(real_params, ti
     histories = sequential_samples([rng.integers(0, 60, 8).tolist() for _ in range(4)], 20, 60)
     history = histories.history[::2]
     t = catalog.decode_tasks[0]
-    fast, fast_scores = decode(model, catalog, history, t, 10, "full", torch.device("cpu"))
+    fast, fast_scores = decode(model, catalog, history, t, 10, "full")
     slow, slow_scores = hf_decode(model, catalog, history, t, 10, torch.device("cpu"))
     assert torch.equal(fast, slow)
     torch.testing.assert_close(fast_scores, slow_scores, atol=1e-4, rtol=1e-5)

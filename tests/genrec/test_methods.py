@@ -52,7 +52,7 @@ def test_a_method_added_by_one_registry_line_trains_and_decodes(real_params, tin
     terms["objective"].backward()
     assert torch.isfinite(terms["loss"]) and model.t5.shared.weight.grad.abs().sum() > 0
     top, _ = recommend_batch(model.eval(), catalog, samples["mmtext"].history[:4], 5, "trie",
-                             "mean", 5, torch.device("cpu"))
+                             "mean", 5)
     assert ((top >= 0) & (top < N_ITEMS)).all()
 
 

@@ -14,7 +14,6 @@ from pipeline.genrec.tasks import encode_history, sequential_samples
 from pipeline.models import genrec
 from pipeline.models.genrec import GenRec, _dropout
 from pipeline.genrec.catalog import build_catalog
-from pipeline.genrec.decoding import encode_by_length
 from pipeline.genrec.fit import model_config
 
 
@@ -117,16 +116,31 @@ def test_cpu_dropout_drops_at_rate_p_and_keeps_the_mean():
     assert ((blocks - 0.5).abs() < 0.06).all()                  # every 16-bit slice is random
 
 
-def test_chunks_of_similar_length_give_the_states_of_one_padded_batch(setup, monkeypatch):
+def test_users_decoded_in_length_order_get_what_each_alone_gets(setup):
+    """recommend_users batches users by history length and puts the lists back in the
+    users' order: each row equals decoding that user on its own."""
     model, catalog, history = setup
-    monkeypatch.setattr(decoding, "ENCODE_CHUNK", 3)
+    model.eval()
+    top, scores = decoding.recommend_users(model, catalog, history, 5, "trie", "mean", 5,
+                                           batch_size=3)
+    for user in range(len(history)):
+        alone, alone_scores = decoding.recommend_batch(model, catalog, history[user:user + 1],
+                                                       5, "trie", "mean", 5)
+        assert torch.equal(top[user], alone[0])
+        torch.testing.assert_close(scores[user], alone_scores[0], atol=1e-5, rtol=1e-5)
+
+
+def test_teacher_forced_decoder_equals_the_hf_decoder(setup):
+    model, catalog, history = setup
     t = catalog.decode_tasks[0]
     batch = encode_history(history, t, catalog.tables, catalog.vocab.prompts[t.name], 40)
+    tokens = torch.randint(1, model.cfg.vocab_size, (len(history), 4))
     with torch.no_grad():
-        states, mask = encode_by_length(model, catalog, history, t, torch.device("cpu"))
-        whole = model.hf_encode(batch)
-    assert torch.equal(mask, batch.mask)
-    torch.testing.assert_close(states[mask], whole[mask], atol=1e-5, rtol=1e-5)
+        states = model.encode(batch)
+        ours = model.teacher_forced(tokens, states, batch.mask)
+        hf = model.t5(encoder_outputs=(states,), attention_mask=batch.mask,
+                      decoder_input_ids=tokens, use_cache=False).logits
+    torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-5)
 
 
 def test_cached_steps_equal_teacher_forced_hf_logits(setup):

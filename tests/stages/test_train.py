@@ -49,7 +49,7 @@ def test_train_stage_writes_a_model_that_rebuilds_without_params(coded, method):
     assert loaded.cfg == params.train
     seqs = tables.read_table("data/ingest/sequences.parquet", tables.SEQUENCES)
     valid = valid_sample(catalog, seqs, params.train, params.seed)
-    again, top = evaluate_users(model, catalog, valid, params.train, torch.device("cpu"), "valid")
+    again, top = evaluate_users(model, catalog, valid, params.train, "valid")
     assert again["valid/hr_10"] == pytest.approx(metrics["valid/hr_10"])
     assert ((top >= 0) & (top < catalog.n_items)).all()           # real items only
     assert not any(Path("data/work/train").rglob("*.pt"))          # resume state cleaned up
@@ -61,12 +61,13 @@ def test_constrained_loss_ignores_tokens_the_trie_forbids(coded):
                             120, params.train)
     t = Task("mscgrec", ("text", "image", "collab"), "collab", True)
     targets = catalog.item_of_row["collab"][:5]
+    labels = catalog.tables["collab"][targets]
     logits = torch.zeros(5, 3, catalog.vocab.size)
-    base_c = target_loss(logits, targets, t, catalog, constrained=True)
-    base_f = target_loss(logits, targets, t, catalog, constrained=False)
+    base_c = target_loss(logits, labels, targets, t, catalog, constrained=True)
+    base_f = target_loss(logits, labels, targets, t, catalog, constrained=False)
     logits[:, :, 0] = 50.0                                       # pad: never allowed
-    assert target_loss(logits, targets, t, catalog, constrained=True) == pytest.approx(float(base_c))
-    assert target_loss(logits, targets, t, catalog, constrained=False) > base_f + 10
+    assert target_loss(logits, labels, targets, t, catalog, constrained=True) == pytest.approx(float(base_c))
+    assert target_loss(logits, labels, targets, t, catalog, constrained=False) > base_f + 10
 
 
 def test_validation_takes_every_user_unless_a_sample_is_asked_for(coded):
@@ -262,6 +263,6 @@ def test_a_tiny_model_overfits_a_toy_shop(params_dict, tiny_t5):
         loss.backward()
         optimizer.step()
     model.eval()
-    top, _ = recommend_batch(model, catalog, samples.history, 10, "trie", "mean", 1, torch.device("cpu"))
+    top, _ = recommend_batch(model, catalog, samples.history, 10, "trie", "mean", 1)
     assert float(loss) < 0.05
     assert torch.equal(top[:, 0], samples.target)
