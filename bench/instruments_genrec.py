@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import params_from_dict, with_overrides  # noqa: E402
 from pipeline.runtime.seeding import seed_everything  # noqa: E402
-from pipeline.stages import ingest, quantize, resolve, sasrec  # noqa: E402
 from stage_runs import train_and_evaluate  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "amazon18-instruments"
@@ -59,6 +58,8 @@ def base_params(work: Path) -> dict:
 
 def prepare(raw: dict, work: Path) -> dict:
     """ingest → sasrec → quantize → resolve, each skipped when its output exists."""
+    # imported here: bench/gpu_check.py uses base_params on a machine without polars
+    from pipeline.stages import ingest, quantize, resolve, sasrec
     params = params_from_dict(raw)
     seed_everything(params.seed)
     paths, seconds = params.paths, {}

@@ -201,6 +201,7 @@ def train_steps(n_steps: int) -> dict:
 
     from bench.train_speed import ours
     from pipeline.genrec.fit import model_config, training_samples
+    from pipeline.genrec.tasks import history_lengths
     from pipeline.genrec.training import epoch_steps
     from pipeline.models.genrec import GenRec
 
@@ -210,8 +211,9 @@ def train_steps(n_steps: int) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(params.seed)
     model = GenRec(model_config(cfg, catalog)).train()
-    steps = epoch_steps(samples, catalog.train_tasks, cfg.batch_size, n_items,
-                        torch.Generator().manual_seed(params.seed))[:n_steps]
+    lengths = {k: history_lengths(s.history, n_items) for k, s in samples.items()}
+    steps = epoch_steps(lengths, catalog.train_tasks, cfg.batch_size,
+                        torch.Generator().manual_seed(params.seed), torch.device("cpu"))[:n_steps]
     start = time.process_time()
     rate = ours(model, catalog, cfg, samples, steps)      # the train_speed bench's loop
     cpu = time.process_time() - start

@@ -42,11 +42,13 @@ from pipeline.genrec.training import Step, epoch_steps, train_step  # noqa: E402
 from pipeline.models.genrec import GenRec  # noqa: E402
 from pipeline.genrec.catalog import build_catalog, read_final_codes  # noqa: E402
 from pipeline.genrec.fit import model_config, training_samples  # noqa: E402
+from pipeline.genrec.tasks import history_lengths  # noqa: E402
 
 # (path, allocator setting) of each measured run
 RUNS = [("ours", "keep"), ("ours", "default"), ("ours-hf-encoder", "keep"),
         ("reference", "keep"), ("reference", "default")]
-PAPER_T5 = dict(d_model=128, d_ff=1024, layers=4, decoder_layers=4, heads=6, d_kv=64, dropout=0.1)
+PAPER_T5 = dict(d_model=128, d_ff=1024, layers=4, decoder_layers=4, heads=6, d_kv=64, dropout=0.1,
+                tie_head=False)
 
 
 def ours(model, catalog, cfg, samples, steps: list[Step]) -> float:
@@ -132,10 +134,10 @@ def measure(path: str, method: str, n_steps: int, batch: int) -> dict:
         return {"samples_per_s": reference(model.t5, catalog, cfg, samples, batch, n_steps),
                 "tokens_per_row": cfg.max_history * per_item + 1,
                 "params": sum(p.numel() for p in model.t5.parameters())}
-    steps = epoch_steps(samples, catalog.train_tasks, batch, n_items,
-                        torch.Generator().manual_seed(params.seed))[:n_steps]
-    items = [int((samples[s.task.name].history[s.index] != n_items).sum(dim=1).max())
-             for s in steps[1:]]
+    lengths = {k: history_lengths(s.history, n_items) for k, s in samples.items()}
+    steps = epoch_steps(lengths, catalog.train_tasks, batch,
+                        torch.Generator().manual_seed(params.seed), torch.device("cpu"))[:n_steps]
+    items = [s.width for s in steps[1:]]
     return {"samples_per_s": ours(model, catalog, cfg, samples, steps),
             "tokens_per_row": round(per_item * sum(items) / len(items) + 1, 1),
             "params": sum(p.numel() for p in model.parameters())}

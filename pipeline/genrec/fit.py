@@ -85,7 +85,7 @@ def fit(model: GenRec, catalog: Catalog, cfg: TrainParams, samples: dict[str, Sa
     # Training minutes (validation excluded) carry on across a resume.
     before = state["history"][-1]["train_minutes"] if state["history"] else 0.0
     while state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience:
-        sums = _train_epoch(forward, model, data, cfg, (generator, dropout), optimizer,
+        sums = train_epoch(forward, model, data, cfg, (generator, dropout), optimizer,
                             scheduler, ema, world, speed, state["epoch"] + 1)
         state["epoch"] += 1
         metrics = _validate(selected, data.catalog, valid, cfg, world)
@@ -137,7 +137,7 @@ class GeneratorState:
         self.generator.set_state(saved["state"])
 
 
-def _train_epoch(forward, model: GenRec, data: TrainData, cfg: TrainParams,
+def train_epoch(forward, model: GenRec, data: TrainData, cfg: TrainParams,
                  generators: tuple[torch.Generator, torch.Generator], optimizer, scheduler,
                  ema: AveragedModel | None, world: distributed.World, speed: Throughput,
                  epoch: int) -> dict[str, float]:
@@ -172,7 +172,7 @@ def _train_epoch(forward, model: GenRec, data: TrainData, cfg: TrainParams,
                 sums[key] = sums.get(key, 0.0) + value.detach() * rows
             done += len(step.index)
             if world.main and (i + 1) % PROGRESS_STEPS == 0:
-                batches.set_postfix(loss=f"{float(terms['loss']):.3f}",
+                batches.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}",
                                     samples_s=f"{speed.running(done):.0f}", refresh=False)
     keys = sorted(sums)
     local = torch.stack([sums[k] for k in keys]).double().cpu()   # the epoch's one read

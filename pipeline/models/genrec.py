@@ -90,11 +90,7 @@ class GenRec(nn.Module):
             h = layer.layer_norm(x)
             q, k, v = (proj(h).view(b, s, sa.n_heads, sa.key_value_proj_dim).transpose(1, 2)
                        for proj in (sa.q, sa.k, sa.v))
-            if p > 0:
-                out = _attend(q, k.transpose(2, 3), v, bias, p)
-            else:        # no scaling: T5's init folds the 1/sqrt(d) into the weights
-                out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                                                 scale=1.0)
+            out = _mix(q, k, v, bias, p)
             x = x + _dropout(sa.o(out.transpose(1, 2).reshape(b, s, -1)), p)
             ff = block.layer[1]
             dense = ff.DenseReluDense
@@ -244,8 +240,20 @@ def _attention(attn: nn.Module, h: torch.Tensor, memory: torch.Tensor | None,
     def heads(x: torch.Tensor) -> torch.Tensor:
         return x.view(b, -1, attn.n_heads, attn.key_value_proj_dim).transpose(1, 2)
     q, k, v = heads(attn.q(h)), heads(attn.k(src)), heads(attn.v(src))
-    out = _attend(q, k.transpose(2, 3), v, bias, p)                       # (B, H, T, d)
+    out = _mix(q, k, v, bias, p)                                          # (B, H, T, d)
     return attn.o(out.transpose(1, 2).reshape(b, t, -1))
+
+
+def _mix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+         p: float) -> torch.Tensor:
+    """Softmax(q k^T + bias) v over (B, H, T, d) heads, unscaled (T5's init folds the
+    1/sqrt(d) into the weights), the weights dropped out with rate p: torch's fused attention
+    (on a GPU it never materialises the (B, H, T, S) weights, dropout included), except for
+    dropout on the CPU, where `_dropout`'s cheaper masks win."""
+    if p > 0 and q.device.type == "cpu":
+        return _attend(q, k.transpose(2, 3), v, bias, p)
+    return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                                      dropout_p=p, scale=1.0)
 
 
 def _attend(q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor,

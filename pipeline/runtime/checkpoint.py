@@ -2,7 +2,7 @@
 fingerprint that names a resumable work folder.
 
 A checkpoint holds the `state_dict` of each named object (model, optimizer, scheduler), the
-data-order generator, torch's global RNG (dropout, initialisation) and the loop's own `state`
+data-order generator, torch's global RNGs (CPU and CUDA: dropout, initialisation) and the loop's own `state`
 mapping, so a resumed run continues exactly where the interrupted one stopped.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ def save_progress(path: Path, state: dict, stateful: dict, generator: torch.Gene
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**{name: obj.state_dict() for name, obj in stateful.items()},
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                # dropout on a GPU draws from CUDA's generators
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
                 "state": state}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
 
@@ -40,6 +42,8 @@ def load_progress(path: Path, stateful: dict, generator: torch.Generator) -> dic
         obj.load_state_dict(saved[name])
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])
+    if saved.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
     return saved["state"]
 
 

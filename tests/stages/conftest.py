@@ -7,9 +7,6 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import params_from_dict
-from pipeline.stages import (
-    image_features, ingest, quantize, resolve, sasrec, synthetic, text_features, train,
-)
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +28,10 @@ def coded_data(real_params, tiny_t5, tmp_path_factory):
     if "MMGENREC_CODED_DATA" in os.environ and prebuilt.is_dir():
         shutil.copytree(prebuilt, root / "data")
         return raw, root
+    # imported here: a GPU machine without polars uses prebuilt data and never runs them
+    from pipeline.stages import (
+        image_features, ingest, quantize, resolve, sasrec, synthetic, text_features,
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         params = params_from_dict(raw)
@@ -52,6 +53,7 @@ def coded(coded_data, tmp_path, monkeypatch):
 @pytest.fixture
 def trained(coded):
     """`coded` with a one-epoch tiger model in data/model (evaluate: beam 12, 60 users)."""
+    from pipeline.stages import train
     coded["train"].update(method="tiger", epochs=1)
     coded["evaluate"].update(beam=12, users=60)
     train.run(params_from_dict(coded))
