@@ -162,6 +162,21 @@ def run(work: Path, out: Path, budget: float) -> None:
     print(f"done, {left():.0f} s of the budget left")
 
 
+def profile(work: Path, out: Path, budget: float) -> None:
+    """Where a training step's time goes (torch.profiler over a short epoch: host and device
+    milliseconds per step, top ops), then torch.compile measured while --budget lasts."""
+    deadline = time.monotonic() + budget
+    report = Report(out, {"commit": (work / "commit.txt").read_text().strip()})
+    for size, batch in (("cpu-size", 64), ("paper-size", 1024)):
+        report.add("profile", **speed(work, size, batch, profile=True))
+    for size, batch in (("cpu-size", 64), ("paper-size", 1024)):
+        if time.monotonic() < deadline:
+            try:
+                report.add("train_speed", **speed(work, size, batch, compile=True))
+            except Exception as exc:        # noqa: BLE001 (recorded)
+                report.add("train_speed", model=size, compile=True, error=repr(exc)[:1000])
+
+
 def table(out: Path) -> None:
     data = json.loads(out.read_text())
     print(f"{data['env']}\n")
@@ -171,7 +186,7 @@ def table(out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["prepare", "run", "table"])
+    parser.add_argument("what", choices=["prepare", "run", "profile", "table"])
     parser.add_argument("--work", default=str(ROOT / ".gpu"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu.json"))
     parser.add_argument("--budget", type=float, default=480.0,
@@ -184,12 +199,12 @@ def main() -> int:
     work = Path(args.work).resolve()
     if args.what == "prepare":
         prepare(work)
-    elif args.what == "run":
+    elif args.what in ("run", "profile"):
         import torch
         if OPTS.device == "cuda" and not torch.cuda.is_available():
             print("gpu_check run: torch sees no CUDA GPU")
             return 1
-        run(work, Path(args.out), args.budget)
+        (run if args.what == "run" else profile)(work, Path(args.out), args.budget)
     else:
         table(Path(args.out))
     return 0

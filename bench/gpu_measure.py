@@ -47,7 +47,7 @@ def loaded(work: Path, **train):
 
 
 def speed(work: Path, size: str, batch: int, precision="bfloat16", deterministic=True,
-          compile=False) -> dict:
+          compile=False, attention: str | None = None, profile: bool = False) -> dict:
     """Training samples/s of the real epoch loop over a seeded SPEED_SAMPLES subset, after a
     warm-up epoch over a tenth of it."""
     import torch
@@ -79,14 +79,48 @@ def speed(work: Path, size: str, batch: int, precision="bfloat16", deterministic
                 if world.device.type == "cuda" else None)
         timer = Throughput()
         start = time.perf_counter()
-        sums = fit.train_epoch(forward, model, data, cfg, gens, optimizer, scheduler, None,
-                               world, timer, 1)
+        with _attention(attention), _profiler(profile and len(timings) == 1) as prof:
+            sums = fit.train_epoch(forward, model, data, cfg, gens, optimizer, scheduler, None,
+                                   world, timer, 1)
         timings.append((time.perf_counter() - start, timer.rate, sums["train/loss"]))
     seconds, rate, loss = timings[-1]
-    return {"model": size, "batch_size": batch, "precision": precision,
+    extra = {"profile": _top(prof, -(-OPTS.speed_samples // batch))} if profile else {}
+    return {"model": size, "batch_size": batch, "precision": precision, **extra,
+            "attention": attention or "default",
             "deterministic": deterministic, "compile": compile, "samples_s": round(rate),
             "epoch_seconds": round(total / rate, 2), "epoch_samples": total,
             "warmup_seconds": round(timings[0][0], 1), "loss": round(loss, 4)}
+
+
+def _attention(backend: str | None):
+    """SDPA limited to one backend (`efficient`, `math`, `cudnn`, `flash`), or no limit."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    names = {"efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH,
+             "cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}
+    return sdpa_kernel([names[backend]]) if backend else nullcontext()
+
+
+def _profiler(on: bool):
+    from contextlib import nullcontext
+
+    import torch
+    kinds = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    return torch.profiler.profile(activities=kinds) if on else nullcontext()
+
+
+def _top(prof, steps: int, n: int = 25) -> dict:
+    """Per-step host and device milliseconds of the profiled epoch, and its top ops by self
+    host time."""
+    events = prof.key_averages()
+    host = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    device = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1e3 / steps
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:n]
+    return {"host_ms_per_step": round(host, 2), "device_ms_per_step": round(device, 2),
+            "top": [(e.key, e.count // steps, round(e.self_cpu_time_total / 1e3 / steps, 3),
+                     round(getattr(e, "self_device_time_total", 0) / 1e3 / steps, 3))
+                    for e in top]}
 
 
 def loss_check(work: Path) -> dict:
