@@ -46,7 +46,7 @@ def loaded(work: Path, **train):
     return params, build_catalog(codes, n_items, params.train), seqs
 
 
-def speed(work: Path, size: str, batch: int, precision="bfloat16", deterministic=True,
+def speed(work: Path, size: str, batch: int, precision="float32", deterministic=True,
           compile=False, attention: str | None = None, profile: bool = False) -> dict:
     """Training samples/s of the real epoch loop over a seeded SPEED_SAMPLES subset, after a
     warm-up epoch over a tenth of it."""
