@@ -1,12 +1,13 @@
 """Training samples/s of one Instruments epoch of the real `train` stage, for this checkout or
 another one (`--root`), so that two code versions compare on the same data and machine.
 
-    python bench/cpu_train_speed.py --root /path/to/checkout --runs "tiger:tiger_modality=image,mscgrec"
-        [--work /tmp/mmgenrec-instruments] [--out bench/results/cpu_train_speed.json]
+    python bench/cpu_train_speed.py [--root /path/to/checkout]
+        [--runs tiger:tiger_modality=image,mscgrec] [--work /tmp/mmgenrec-instruments]
+        [--out bench/results/cpu_train_speed.json]
 
 The Instruments split must be prepared in --work first (every run of
-bench/instruments_genrec.py or bench/instruments_quality.py with that --work prepares it). Each run trains one epoch at batch 64 on the
-CPU in a fresh process (validation on 200 users, not timed) and reports the stage's
+bench/instruments_genrec.py or bench/instruments_quality.py with that --work prepares it).
+Each run trains one epoch at batch 64 on the CPU in a fresh process (validation on 200 users, not timed) and reports the stage's
 `timing/samples_per_s`. Exits 0 with a message when the dataset is absent.
 """
 from __future__ import annotations

@@ -127,12 +127,14 @@ def run(work: Path, out: Path, budget: float) -> None:
             row = fn(*args, **kwargs)
         except Exception as exc:            # noqa: BLE001 (recorded, then the next step)
             row = {"error": f"{type(exc).__name__}: {exc}"[:2000], "args": repr((args[1:], kwargs))}
-        report.add(kind, device=OPTS.device, commit=commit, wall_seconds=round(time.perf_counter() - start, 1), **row)
+        seconds = round(time.perf_counter() - start, 1)
+        report.add(kind, device=OPTS.device, commit=commit, wall_seconds=seconds, **row)
 
     env = {**os.environ, "MMGENREC_CODED_DATA": str(work / "coded"),
            "PYTHONPATH": f"{site}:{ROOT}", "HF_HUB_OFFLINE": "1"}
     step("tests", cuda_tests, env, max(60, min(240, left() - 240)))
-    for size, batch in (("cpu-size", 64), ("cpu-size", 1024), ("paper-size", 64), ("paper-size", 1024)):
+    for size, batch in (("cpu-size", 64), ("cpu-size", 1024), ("paper-size", 64),
+                        ("paper-size", 1024)):
         step("train_speed", speed, work, size, batch)
     for size, batch in (("cpu-size", 64), ("paper-size", 1024)):
         if left() > 330:

@@ -143,9 +143,9 @@ def loss_check(work: Path) -> dict:
         steps = epoch_steps(data.lengths, data.catalog.train_tasks, 1024,
                             torch.Generator().manual_seed(0), device)[:8]
         with torch.no_grad():
-            losses[precision] = torch.stack([train_step(model, data.catalog, cfg, s,
-                                                        data.samples["mscgrec"], None, device)["loss"]
-                                             for s in steps]).cpu()
+            losses[precision] = torch.stack([
+                train_step(model, data.catalog, cfg, s, data.samples["mscgrec"], None,
+                           device)["loss"] for s in steps]).cpu()
     diff = (losses["bfloat16"] - losses["float32"]).abs() / losses["float32"]
     return {"loss_float32": round(float(losses["float32"].mean()), 5),
             "loss_bfloat16": round(float(losses["bfloat16"].mean()), 5),
@@ -190,9 +190,11 @@ def stage_run(params_raw: dict) -> dict:
             **{f"{k}_masked": round(test[f"test_masked/{k}"], 4) for k in ("hr_10", "ndcg_10")},
             "sasrec_hr_10": round(test["sasrec/hr_10"], 4),
             "sasrec_ndcg_10": round(test["sasrec/ndcg_10"], 4),
-            "train_minutes": result["train_minutes"], "evaluate_seconds": result["evaluate_seconds"],
+            "train_minutes": result["train_minutes"],
+            "evaluate_seconds": result["evaluate_seconds"],
             "samples_s": result["train"]["timing/samples_per_s"],
-            "epochs_run": result["train"]["epochs_run"], "best_epoch": result["train"]["best_epoch"],
+            "epochs_run": result["train"]["epochs_run"],
+            "best_epoch": result["train"]["best_epoch"],
             "users": test["users"]}
 
 

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 
 class ExtraLoss(NamedTuple):
     """A loss term a method adds to each step: `weight(cfg) * loss(model, catalog, target
-    items, cfg, device)`, recorded per epoch as `train/<name>`; skipped when the weight is 0."""
+    items, cfg, device)`, recorded per epoch as `train/<name>`; skipped when the weight is 0
+    or the catalogue lacks a modality it `needs`."""
     name: str
     weight: Callable[[TrainParams], float]
     loss: Callable[..., torch.Tensor]
+    needs: tuple[str, ...] = ()
 
 
 def implicit_alignment(model: GenRec, catalog: Catalog, items: torch.Tensor, tau: float,
@@ -37,7 +39,8 @@ def implicit_alignment(model: GenRec, catalog: Catalog, items: torch.Tensor, tau
     for modality in ("text", "image"):
         tokens = catalog.tables[modality][items]                           # (B, L) ID tokens
         zeros = torch.zeros_like(tokens)
-        states = model.encode(Batch(tokens, torch.ones_like(tokens, dtype=torch.bool), zeros, zeros))
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        states = model.encode(Batch(tokens, mask, zeros, zeros))
         pooled.append(states.mean(dim=1))
     loss = info_nce(pooled[0], pooled[1], tau, keep)
     return torch.where(keep.sum() >= 2, loss, torch.zeros((), device=loss.device))
@@ -55,4 +58,5 @@ def _first_occurrence(items: torch.Tensor) -> torch.Tensor:
 IMPLICIT = ExtraLoss(
     "implicit", lambda cfg: cfg.implicit_weight,
     lambda model, catalog, items, cfg, device: implicit_alignment(model, catalog, items,
-                                                                  cfg.implicit_tau, device))
+                                                                  cfg.implicit_tau, device),
+    needs=("text", "image"))

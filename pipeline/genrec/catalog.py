@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from pipeline.config import TrainParams
+from pipeline.config import TrainMethod, TrainParams
 from pipeline.core.trie import Trie, build_trie
 from pipeline.genrec.methods import METHODS
 from pipeline.genrec.tasks import Task
@@ -47,13 +47,17 @@ class Catalog(NamedTuple):
 
 
 def read_final_codes(codes_dir: Path, cfg: TrainParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """modality -> (item ids, codes) of the `resolve` stage, for the modalities the method uses."""
+    """modality -> (item ids, codes) of the `resolve` stage, for the modalities the method uses
+    and the dataset has (those `quantize` left out are absent; see `method_tasks`)."""
     train_tasks, _ = METHODS[cfg.method].tasks(cfg)
     needed = sorted({m for t in train_tasks for m in (*t.sources, t.target)},
                     key=MODALITY_ORDER.index)
+    skipped = tables.read_skipped(codes_dir)
     codes = {}
     for m in needed:
         path = codes_dir / f"{m}.parquet"
+        if m in skipped:
+            continue
         if not path.is_file():
             raise UserInputError(f"train.method {cfg.method} needs {m} semantic IDs but "
                                  f"{path} does not exist: add {m} to quantize.methods")
@@ -61,10 +65,48 @@ def read_final_codes(codes_dir: Path, cfg: TrainParams) -> dict[str, tuple[np.nd
     return codes
 
 
+def method_tasks(cfg: TrainParams, modalities: set[str], dataset: set[str] | None = None
+                 ) -> tuple[list[Task], list[Task], list[str]]:
+    """The method's (trained, decoded) tasks over the modalities that have semantic IDs, and
+    a line for each thing left out: a task drops the history modalities that have none, and
+    is dropped itself when its target or its whole history has none; MACRec's implicit loss
+    needs text and image. Raises UserInputError, before any training, when no decoded task
+    is left, naming the modalities the `dataset` has semantic IDs of (default: `modalities`)."""
+    train, decode = METHODS[cfg.method].tasks(cfg)
+    notes = []
+
+    def fit(t: Task) -> Task | None:
+        sources = tuple(m for m in t.sources if m in modalities)
+        if t.target not in modalities or not sources:
+            missing = sorted({t.target, *t.sources} - modalities)
+            notes.append(f"task {t.name}: left out (no {', '.join(missing)} semantic IDs)")
+            return None
+        if sources != t.sources:
+            gone = ", ".join(m for m in t.sources if m not in modalities)
+            notes.append(f"task {t.name}: history without {gone} (no semantic IDs)")
+        return t._replace(sources=sources)
+    kept = {t.name: fit(t) for t in train}
+    extra = METHODS[cfg.method].extra_loss
+    if extra is not None and extra.weight(cfg) > 0 and not set(extra.needs) <= modalities:
+        notes.append(f"{extra.name} loss: left out (needs {' and '.join(extra.needs)} "
+                     f"semantic IDs)")
+    decode = [kept[t.name] for t in decode if kept[t.name] is not None]
+    if not decode:
+        have = ", ".join(sorted(modalities if dataset is None else dataset)) or "none"
+        if cfg.method is TrainMethod.TIGER:
+            raise UserInputError(f"train.tiger_modality is {cfg.tiger_modality}, but the dataset "
+                                 f"has no {cfg.tiger_modality} semantic IDs; set it to one "
+                                 f"of: {have}")
+        raise UserInputError(f"train.method {cfg.method}: none of the tasks it decodes can run "
+                             f"with the semantic IDs the dataset has ({have})")
+    return [t for t in kept.values() if t is not None], decode, notes
+
+
 def build_catalog(codes: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int,
                   cfg: TrainParams) -> Catalog:
-    """Vocabulary, token tables and tries from each modality's (item ids, unique codes)."""
-    train_tasks, decode_tasks = METHODS[cfg.method].tasks(cfg)
+    """Vocabulary, token tables and tries from each modality's (item ids, unique codes); the
+    method's tasks over these modalities (`method_tasks`)."""
+    train_tasks, decode_tasks, _ = method_tasks(cfg, set(codes))
     sizes = {m: tuple(int(k) for k in c.max(axis=0) + 1) for m, (_, c) in codes.items()}
     vocab = build_vocab(sizes, [t.name for t in train_tasks])
     return Catalog(

@@ -58,7 +58,8 @@ def train_step(model: GenRec, catalog: Catalog, cfg: TrainParams, step: Step,
         terms = {"loss": target_loss(logits.float(), labels, targets, t, catalog,
                                      cfg.constrained)}
         extra = method.extra_loss
-        if extra is not None and extra.weight(cfg) > 0:
+        if (extra is not None and extra.weight(cfg) > 0
+                and set(extra.needs) <= set(catalog.tables)):
             # In-batch negatives are this process's rows (as in the papers' DDP runs).
             term = extra.loss(getattr(model, "module", model), catalog, targets, cfg, device)
             terms[extra.name] = term
@@ -69,8 +70,7 @@ def train_step(model: GenRec, catalog: Catalog, cfg: TrainParams, step: Step,
 
 def autocast(cfg: TrainParams, device: torch.device) -> bool:
     """bf16 autocast of the forward pass: on CUDA when `train.precision` is bfloat16 (the
-    loss itself is computed in float32); never on the CPU, where bf16 matrix products are
-    slower than float32 ones."""
+    loss itself is computed in float32); the CPU always computes in float32."""
     return device.type == "cuda" and cfg.precision is Precision.BFLOAT16
 
 
@@ -102,7 +102,8 @@ def epoch_steps(lengths: dict[str, torch.Tensor], tasks: list[Task], batch_size:
     lengths: task name -> (S,) history lengths of its samples, on the host, where the batches
     are planned; every step's rows are then one slice of a single index tensor copied to
     `device` once per epoch (a per-step copy would wait for the device each time)."""
-    planned = [(t, b) for t in tasks for b in length_buckets(lengths[t.name], batch_size, generator)]
+    planned = [(t, b) for t in tasks
+               for b in length_buckets(lengths[t.name], batch_size, generator)]
     planned = [planned[i] for i in torch.randperm(len(planned), generator=generator).tolist()]
     if not planned:
         return []

@@ -97,3 +97,9 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
         present[rows] = pc.equal(part.column("status"), "ok").to_numpy(zero_copy_only=False)
         row += part.num_rows
     return vectors, present
+
+
+def count_present(path: Path) -> tuple[int, int]:
+    """(items with a vector, items) of an embeddings table, from its status column alone."""
+    status = pq.read_table(Path(path), columns=["status"]).column("status")
+    return int(pc.sum(pc.equal(status, "ok")).as_py() or 0), len(status)

@@ -196,6 +196,15 @@ def write_json(obj: object, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+SKIPPED = "skipped.json"     # in codes/raw and codes/final: {modality: why it has no codes}
+
+
+def read_skipped(folder: str | Path) -> dict[str, str]:
+    """The modalities `quantize` left out of a codes folder, and why ({} when none)."""
+    path = Path(folder) / SKIPPED
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 SOURCE_ROWS = "source_rows.json"
 
 

@@ -14,8 +14,9 @@ QUANTIZERS: dict[QuantizeMethod, Quantizer] = {
     QuantizeMethod.RQKMEANS: Quantizer(rq.fit_rqkmeans),
     QuantizeMethod.RQVAE: Quantizer(rq.fit_rqvae),
     QuantizeMethod.RQDINO: Quantizer(rqdino.fit),
-    QuantizeMethod.IMPORTED: Quantizer(imported.fit),
-    QuantizeMethod.MACREC: Quantizer(macrec.fit, joint=True),
+    QuantizeMethod.IMPORTED: Quantizer(imported.fit, vectors=False),
+    # MACRec's cross-modal terms need two modalities; one alone is its plain RQ-VAE.
+    QuantizeMethod.MACREC: Quantizer(macrec.fit, joint=True, alone=rq.fit_rqvae),
 }
 
 __all__ = ["QUANTIZERS", "Quantized", "Quantizer"]

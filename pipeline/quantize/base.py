@@ -31,9 +31,12 @@ class Coded(NamedTuple):
 class Quantizer(NamedTuple):
     """A registered method. `fit(modalities, params)` returns each modality's codes. A
     per-modality quantizer (`joint` False) is called once per modality, in params.yaml order;
-    a joint one once, after them, with every modality that names it."""
+    a joint one once, after them, with every modality that names it, or, when fewer than
+    two of them have items, `alone` for the one left."""
     fit: Callable[[list[str], Params], dict[str, Quantized]]
     joint: bool = False
+    alone: Callable[[list[str], Params], dict[str, Quantized]] | None = None
+    vectors: bool = True         # reads `<paths.features>/<modality>.parquet`
 
 
 def item_vectors(params: Params, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -66,7 +66,8 @@ def run(params: Params) -> dict:
     # The history every model of the table saw: the test histories are cut to
     # ingest.max_history, each model reads its own last max_history / max_len of them.
     metrics |= {"users": len(rows), "history_items": min(
-        params.ingest.max_history, loaded.cfg.max_history, baseline.cfg.max_len)}
+        params.ingest.max_history, loaded.cfg.max_history, baseline.cfg.max_len),
+        "modalities": sorted(loaded.catalog.tables)}     # the ones the dataset had codes of
     _write_predictions(Path(params.paths.evaluate) / "predictions.parquet", users, targets,
                        top[:, :cfg.top_k], scores[:, :cfg.top_k], cfg.top_k)
     write_report(Path(params.paths.reports), metrics, loaded.cfg, params.evaluate)

@@ -1,8 +1,9 @@
 """DVC stage `resolve`: raw semantic IDs -> unique semantic IDs per modality.
 
 Reads `<paths.codes>/raw/<modality>.parquet` (and the colliding items' distances quantize
-saved) and writes `<paths.codes>/final/<modality>.parquet`. The stage raises if any two items
-still share an ID.
+saved) and writes `<paths.codes>/final/<modality>.parquet`; the modalities quantize left out
+(no item had a vector) stay out, listed again in `final/skipped.json`. The stage raises if
+any two items still share an ID.
 """
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from pipeline.runtime.stage import stage_main
 def run(params: Params) -> dict:
     raw_dir = Path(params.paths.codes) / "raw"
     size = params.quantize.codebook_size
-    metrics: dict[str, float] = {}
+    skipped = tables.read_skipped(raw_dir)
+    metrics: dict = {f"skipped/{m}": why for m, why in skipped.items()}
     with tables.atomic_dir(Path(params.paths.codes) / "final") as tmp:
-        for modality in sorted(params.quantize.methods):
+        tables.write_json(skipped, tmp / tables.SKIPPED)
+        for modality in sorted(set(params.quantize.methods) - set(skipped)):
             item_ids, codes = tables.read_codes(raw_dir / f"{modality}.parquet")
             levels = codes.shape[1]
             saved = tables.read_resolve_dists(raw_dir, modality, item_ids)

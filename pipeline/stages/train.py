@@ -1,7 +1,8 @@
 """DVC stage `train`: unique semantic IDs + training sequences -> generative recommender.
 
 Every prefix of every training sequence is a sample (history capped at `max_history`); the
-alignment tasks add one sample per item. Early stopping on the validation HR@10 of every
+alignment tasks add one sample per item. Modalities the dataset has no semantic IDs of are
+left out of the method's tasks, each with a line in the log and in `left_out` of the metrics. Early stopping on the validation HR@10 of every
 user (or of `valid_users` sampled users), decoded exactly as the test is (trie-constrained
 beam search, modality fusion). Outputs: `<paths.model>/model.safetensors` + `model.json`
 (weights, model config, train params and the semantic IDs, so the recommender rebuilds without
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.genrec.catalog import build_catalog, read_final_codes
+from pipeline.genrec.catalog import build_catalog, method_tasks, read_final_codes
 from pipeline.genrec.checkpoint import save_model
 from pipeline.genrec.fit import fit, model_config, training_samples, valid_sample
 from pipeline.io import tables
@@ -44,6 +45,11 @@ def _run(params: Params, world: distributed.World) -> dict:
     n_items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS).num_rows
     seqs = tables.read_table(Path(params.paths.ingest) / "sequences.parquet", tables.SEQUENCES)
     codes = read_final_codes(Path(params.paths.codes) / "final", cfg)
+    final = Path(params.paths.codes) / "final"
+    left_out = [f"{m}: {why}" for m, why in tables.read_skipped(final).items()]
+    left_out += method_tasks(cfg, set(codes), {p.stem for p in final.glob("*.parquet")})[2]
+    for line in left_out if world.main else ():
+        print(f"train: {line}")
     catalog = build_catalog(codes, n_items, cfg)
     samples = training_samples(catalog, seqs.column("train_items"), cfg.max_history)
     valid = valid_sample(catalog, seqs, cfg, params.seed)
@@ -62,6 +68,7 @@ def _run(params: Params, world: distributed.World) -> dict:
             "best_epoch": best["epoch"], "epochs_run": len(history),
             "train/samples": sum(len(s.target) for s in samples.values()),
             "train/processes": world.size, "timing/samples_per_s": round(speed, 1),
+            "left_out": left_out, "modalities": sorted(codes),
             "timing/epoch_minutes": [h["train_minutes"] for h in history],
             "params": sum(p.numel() for p in model.parameters())}
 
