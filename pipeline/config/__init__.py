@@ -1,8 +1,9 @@
 """params.yaml, the only configuration, loaded strictly into typed, frozen objects.
 
 `load_params` refuses unknown keys, missing keys, wrong types and out-of-range numbers with a
-`ConfigError` that names the key and what is allowed. `schema.py` holds the sections,
-`enums.py` the allowed words, `loader.py` the checking.
+`ConfigError` that names the key and what is allowed. `schema.py` holds the sections (the
+`quantize` and `resolve` ones in `schema_codes.py`), `enums.py` the allowed words,
+`loader.py` the checking.
 """
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from pipeline.config.enums import (
     CheckpointChoice, ContrastGrad, ContrastReduction, Device, DType, Fusion, ImageEncoderName, ItemUpdates, MissingMetadata, Modality, Pooling, Positives, Precision, QuantizeMethod, ResolveStrategy, Resume, SASRecLoss, Schedule, Source, TaskName, TextField, TrainMethod,
 )
 from pipeline.config.loader import ConfigError, Range, build, read_yaml, with_overrides
+from pipeline.config.schema_codes import (
+    MACRecQuantParams, QuantizeParams, ResolveParams, RQDINOParams, RQVAEParams,
+)
 from pipeline.config.schema import (
-    DatasetParams, EvaluateParams, GenRecParams, ImageFeaturesParams, IngestParams, MACRecQuantParams, Params, PathsParams, QuantizeParams, ResolveParams, RQDINOParams, RQVAEParams, SASRecParams, SyntheticParams, TextFeaturesParams, TrainParams,
+    DatasetParams, DownloadParams, EvaluateParams, GenRecParams, ImageFeaturesParams, IngestParams, Params, PathsParams, SASRecParams, SyntheticParams, TextFeaturesParams, TrainParams,
 )
 
 
@@ -34,7 +38,7 @@ def section_from_dict(cls: type, raw: object, where: str):
 
 __all__ = [
     "CheckpointChoice", "ConfigError", "ContrastGrad", "ContrastReduction", "DType",
-    "DatasetParams", "Device", "EvaluateParams", "Fusion", "GenRecParams", "ImageEncoderName",
+    "DatasetParams", "Device", "DownloadParams", "EvaluateParams", "Fusion", "GenRecParams", "ImageEncoderName",
     "ImageFeaturesParams", "IngestParams", "ItemUpdates", "MACRecQuantParams", "MissingMetadata", "Modality",
     "Params", "PathsParams", "Pooling", "Positives", "Precision", "QuantizeMethod", "QuantizeParams",
     "RQDINOParams", "RQVAEParams", "Range", "ResolveParams", "ResolveStrategy", "Resume",

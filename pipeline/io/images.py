@@ -1,7 +1,7 @@
-"""Where an item's image lives on disk, and the optional download of remote images.
+"""Where an item's image lives on disk.
 
-Remote images (URLs in the metadata) are fetched by `python -m pipeline.io.downloads`
-into `paths.image_cache`, named by a hash of the URL; the image stage only reads that folder.
+Remote images (URLs in the metadata) are fetched by the `image_features` stage
+(`pipeline.io.downloads`) into `paths.image_cache`, named by a hash of the URL.
 """
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ def first_image(value: object) -> str | None:
 def check_image(ref: str | None, base: Path, root: Path) -> tuple[str | None, str]:
     """Resolve an image reference and report its status (see tables.IMAGE_STATUSES).
 
-    URLs are 'remote' (downloading is a separate step). Local paths are resolved against
+    URLs are 'remote' (`image_features` fetches them). Local paths are resolved against
     `base` (the metadata file's folder) and stored relative to `root` when inside it.
     """
     if not ref:

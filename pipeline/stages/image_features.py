@@ -1,6 +1,8 @@
 """DVC stage `image_features`: each item's image -> `<paths.features>/image.parquet`, one
 vector per item; items whose image is absent, missing, not downloaded or unreadable get a
-null vector and their reason in `status`."""
+null vector and their reason in `status`. Remote images are first fetched into
+`paths.image_cache` (`image_features.download`; `pipeline.io.downloads`): concurrent,
+resumable, never fetched twice; offline, the stage goes on without them."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +17,7 @@ from pipeline.io import tables
 from pipeline.config import Params
 from pipeline.encoders import image as image_encoders
 from pipeline.encoders.extraction import Extraction, extract_resumable, shard_argument, shard_main
+from pipeline.io.downloads import fetch_images, remote_urls
 from pipeline.io.embeddings import coverage_metrics, load_precomputed, write_embeddings
 from pipeline.runtime.checkpoint import fingerprint
 from pipeline.runtime.devices import resolve_device, resolve_dtype
@@ -26,11 +29,13 @@ def run(params: Params) -> dict:
     cfg = params.image_features
     items = tables.read_table(Path(params.paths.ingest) / "items.parquet", tables.ITEMS)
     start = time.perf_counter()
+    fetched: dict[str, int] = {}
     if cfg.precomputed is not None:
         vectors, status = load_precomputed(cfg.precomputed, cfg.precomputed_ids,
                                            items.column("original_id").to_pylist(),
                                            tables.read_source_rows(params.paths.ingest))
     else:
+        fetched = _download(params)
         job, status = extraction(params, items)
         vectors = np.full((len(status), job.dim), np.nan, dtype=np.float32)
         rows = np.flatnonzero(np.array(status) == "ok")
@@ -40,7 +45,15 @@ def run(params: Params) -> dict:
             status[row] = "unreadable"
     seconds = time.perf_counter() - start
     write_embeddings(Path(params.paths.features) / "image.parquet", vectors, status)
-    return coverage_metrics(status, vectors.shape[1], seconds)
+    metrics = coverage_metrics(status, vectors.shape[1], seconds)
+    return metrics | {f"download/{k}": v for k, v in fetched.items()}
+
+
+def _download(params: Params) -> dict[str, int]:
+    """Fetch the items' remote images not yet in the cache; returns the fetch's counts."""
+    dl = params.image_features.download
+    return fetch_images(remote_urls(Path(params.paths.ingest)), Path(params.paths.image_cache),
+                        dl.connections, dl.timeout, dl.retries, progress="image_features download")
 
 
 def extraction(params: Params, items) -> tuple[Extraction, list[str]]:
